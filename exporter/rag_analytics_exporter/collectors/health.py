@@ -1,0 +1,105 @@
+"""The exporter's own health and the freshness of each table; always served, even when data is stale.
+
+    # TYPE rag_exporter_up gauge
+    rag_exporter_up 1.0
+    # TYPE rag_exporter_last_refresh_success_timestamp_seconds gauge
+    rag_exporter_last_refresh_success_timestamp_seconds 1.764e+09
+    # TYPE rag_exporter_refresh_errors_total counter
+    rag_exporter_refresh_errors_total{kind="connection"} 0.0
+    # TYPE rag_table_updated_timestamp_seconds gauge
+    rag_table_updated_timestamp_seconds{table="latency_metrics"} 1.764e+09
+    # TYPE rag_exporter_rows_rejected gauge
+    rag_exporter_rows_rejected{reason="negative_value",table="token_usage_daily"} 2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, time, timezone
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from .. import __version__
+from ..snapshot import Section, Snapshot
+
+
+def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+    """Refresh health, per-table read status, row counts and table freshness."""
+    health = snapshot.health
+    info = InfoMetricFamily("rag_exporter_build", "Version of rag-analytics-exporter.")
+    info.add_metric([], {"version": __version__})
+    yield info
+
+    up = GaugeMetricFamily("rag_exporter_up",
+                           "1 when the last refresh read every table it tried, 0 when the database or a table "
+                           "could not be read (or before the first refresh).")
+    up.add_metric([], 1.0 if health.up else 0.0)
+    yield up
+    for name, value, text in (
+        ("rag_exporter_last_refresh_success_timestamp_seconds", health.last_success,
+         "When the last refresh that read every table finished (unix seconds)."),
+        ("rag_exporter_last_refresh_attempt_timestamp_seconds", health.last_attempt,
+         "When the last refresh, successful or not, finished (unix seconds)."),
+        ("rag_exporter_refresh_duration_seconds", health.duration_seconds,
+         "Wall time of the last refresh, database reads included."),
+    ):
+        if value is not None:
+            family = GaugeMetricFamily(name, text)
+            family.add_metric([], value)
+            yield family
+    interval = GaugeMetricFamily("rag_exporter_refresh_interval_seconds",
+                                 "Configured interval between refreshes of the daily tables (refresh.interval).")
+    interval.add_metric([], snapshot.refresh_interval)
+    max_age = GaugeMetricFamily("rag_exporter_max_data_age_seconds",
+                                "Data read longer ago than this is withheld from /metrics (refresh.max_data_age).")
+    max_age.add_metric([], snapshot.max_data_age)
+    yield from (interval, max_age)
+
+    refreshes = CounterMetricFamily("rag_exporter_refreshes_total", "Refreshes run since start, failed ones included.")
+    refreshes.add_metric([], health.refreshes)
+    errors = CounterMetricFamily("rag_exporter_refresh_errors_total",
+                                 "Refresh errors since start: kind=connection (database unreachable, nothing read) "
+                                 "or kind=query (one table's query failed or was cancelled by a timeout).",
+                                 labels=["kind"])
+    for kind, count in sorted(health.errors.items()):
+        errors.add_metric([kind], count)
+    skipped = CounterMetricFamily("rag_exporter_refresh_skipped_total",
+                                  "Scheduled refreshes skipped because the previous one was still running.")
+    skipped.add_metric([], health.skipped)
+    yield from (refreshes, errors, skipped)
+
+    table_up = GaugeMetricFamily("rag_exporter_table_up",
+                                 "1 when the last attempt to read this table succeeded, else 0.", labels=["table"])
+    for table, ok in sorted(health.table_up.items()):
+        table_up.add_metric([table], 1.0 if ok else 0.0)
+    yield table_up
+
+    sections = sorted(snapshot.sections.values(), key=lambda s: s.table)
+    rows_read = GaugeMetricFamily("rag_exporter_rows_read",
+                                  "Rows the last successful read of this table considered.", labels=["table"])
+    rejected = GaugeMetricFamily("rag_exporter_rows_rejected",
+                                 "Rows the last successful read of this table skipped as invalid, by reason "
+                                 "(null_key, empty_key, null_value, negative_value, non_finite, out_of_range, "
+                                 "inconsistent_counts, future_date, wrong_type).",
+                                 labels=["table", "reason"])
+    updated = GaugeMetricFamily("rag_table_updated_timestamp_seconds",
+                                "Newest updated_at of the table: when the ETL last wrote it (unix seconds).",
+                                labels=["table"])
+    newest = GaugeMetricFamily("rag_table_newest_date_timestamp_seconds",
+                               "Start (00:00 UTC) of the newest date present in the table, not in the future.",
+                               labels=["table"])
+    withheld = GaugeMetricFamily("rag_exporter_table_data_withheld",
+                                 "1 when this table's data is older than refresh.max_data_age and not served.",
+                                 labels=["table"])
+    for section in sections:
+        rows_read.add_metric([section.table], section.rows_read)
+        for reason, count in sorted(section.rejected.items()):
+            rejected.add_metric([section.table, reason], count)
+        if section.updated_at is not None:
+            updated.add_metric([section.table], section.updated_at)
+        if section.newest_date is not None:
+            newest.add_metric([section.table],
+                              datetime.combine(section.newest_date, time(), tzinfo=timezone.utc).timestamp())
+        withheld.add_metric([section.table], 0.0 if section.table in fresh else 1.0)
+    yield from (rows_read, rejected, updated, newest, withheld)

@@ -1,0 +1,187 @@
+"""Answer quality: citations, feedback, feedback tags, follow-up patterns and chunk retrieval.
+
+    # TYPE rag_citation_responses gauge
+    rag_citation_responses{citations="3+"} 5120.0
+    # TYPE rag_feedback gauge
+    rag_feedback{sentiment="negative"} 84.0
+    # TYPE rag_feedback_negative_ratio gauge
+    rag_feedback_negative_ratio 0.12
+    # TYPE rag_feedback_tag gauge
+    rag_feedback_tag{sentiment="negative",tag="hallucination"} 31.0
+    # TYPE rag_followups gauge
+    rag_followups{pattern="clarification"} 412.0
+    # TYPE rag_followup_response_time_seconds gauge
+    rag_followup_response_time_seconds{pattern="clarification"} 2.9
+    # TYPE rag_followup_positive_feedback_ratio gauge
+    rag_followup_positive_feedback_ratio{pattern="clarification"} 0.71
+    # TYPE rag_chunk_relevance_chunks gauge
+    rag_chunk_relevance_chunks{relevance="0.7-0.8"} 2210.0
+    # TYPE rag_top_chunk_retrievals gauge
+    rag_top_chunk_retrievals{chunk_id="doc-12#3",document_id="doc-12"} 941.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from ..snapshot import ChunkData, CitationData, FeedbackData, PatternData, Section, Snapshot, TagData
+from ._help import source
+
+
+def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+    """Every quality family whose table is fresh."""
+    yield from _citations(snapshot, fresh.get("citation_daily"))
+    yield from _feedback(snapshot, fresh.get("feedback_daily"))
+    yield from _tags(snapshot, fresh.get("feedback_tags_daily"))
+    yield from _patterns(snapshot, fresh.get("follow_up_patterns_daily"))
+    yield from _chunks(snapshot, fresh.get("chunk_retrieval_stats"))
+
+
+def _citations(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
+    if section is None or not isinstance(section.data, CitationData):
+        return
+    responses = GaugeMetricFamily(
+        "rag_responses",
+        source(snapshot, "Answers given on the newest day, so far (citation_daily.responses_total)"))
+    responses.add_metric([], section.data.responses)
+    by_citations = GaugeMetricFamily(
+        "rag_citation_responses",
+        source(snapshot, "Answers on the newest day by how many retrieved chunks they cited: 0, 1, 2 or 3+ "
+                         "(citation_daily)"),
+        labels=["citations"])
+    for citations, count in section.data.by_citations.items():
+        by_citations.add_metric([citations], count)
+    yield from (responses, by_citations)
+
+
+def _feedback(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
+    if section is None or not isinstance(section.data, FeedbackData):
+        return
+    feedback = GaugeMetricFamily(
+        "rag_feedback",
+        source(snapshot, "User feedback on the newest day, so far, by sentiment (feedback_daily)"),
+        labels=["sentiment"])
+    feedback.add_metric(["positive"], section.data.positive)
+    feedback.add_metric(["negative"], section.data.negative)
+    yield feedback
+    total = section.data.positive + section.data.negative
+    if total > 0:
+        ratio = GaugeMetricFamily(
+            "rag_feedback_negative_ratio",
+            source(snapshot, "negative / (positive + negative) feedback on the newest day; absent with no feedback"))
+        ratio.add_metric([], section.data.negative / total)
+        yield ratio
+
+
+def _tags(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
+    if section is None or not isinstance(section.data, TagData):
+        return
+    tags = GaugeMetricFamily(
+        "rag_feedback_tag",
+        source(snapshot, "Feedback carrying this tag on the newest day, by sentiment (feedback_tags_daily); "
+                         "the top tags by volume, the rest summed as tag=\"other\""),
+        labels=["tag", "sentiment"])
+    for tag, (positive, negative) in section.data.tags.items():
+        tags.add_metric([tag, "positive"], positive)
+        tags.add_metric([tag, "negative"], negative)
+    yield tags
+
+
+def _patterns(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
+    if section is None or not isinstance(section.data, PatternData):
+        return
+    top = "; the top patterns by frequency, the rest as pattern=\"other\""
+    followups = GaugeMetricFamily(
+        "rag_followups",
+        source(snapshot, "Follow-up questions of this pattern on the newest day (follow_up_patterns_daily.frequency)"
+               + top),
+        labels=["pattern"])
+    response_time = GaugeMetricFamily(
+        "rag_followup_response_time_seconds",
+        source(snapshot, "Mean answer time of follow-ups of this pattern on the newest day "
+                         "(follow_up_patterns_daily.avg_response_time_ms, in seconds)" + top),
+        labels=["pattern"])
+    feedback = GaugeMetricFamily(
+        "rag_followup_feedback",
+        source(snapshot, "Follow-ups of this pattern that got feedback on the newest day "
+                         "(follow_up_patterns_daily.feedback_count)" + top),
+        labels=["pattern"])
+    positive_ratio = GaugeMetricFamily(
+        "rag_followup_positive_feedback_ratio",
+        source(snapshot, "positive_feedback_count / feedback_count of follow-ups of this pattern on the newest "
+                         "day; absent with no feedback" + top),
+        labels=["pattern"])
+    for pattern in section.data.patterns:
+        followups.add_metric([pattern.pattern], pattern.frequency)
+        feedback.add_metric([pattern.pattern], pattern.feedback)
+        if pattern.mean_response_seconds is not None:
+            response_time.add_metric([pattern.pattern], pattern.mean_response_seconds)
+        if pattern.feedback > 0:
+            positive_ratio.add_metric([pattern.pattern], pattern.positive_feedback / pattern.feedback)
+    yield from (followups, response_time, feedback, positive_ratio)
+
+
+def _chunks(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
+    if section is None or not isinstance(section.data, ChunkData):
+        return
+    data = section.data
+    chunks = GaugeMetricFamily("rag_chunks", source(snapshot, "Chunks in chunk_retrieval_stats (valid rows)"))
+    chunks.add_metric([], data.chunks)
+    retrievals = GaugeMetricFamily(
+        "rag_chunk_retrievals",
+        source(snapshot, "Sum of chunk_retrieval_stats.retrieval_count: chunk retrievals into a context, cumulative"))
+    retrievals.add_metric([], data.retrievals)
+    citations = GaugeMetricFamily(
+        "rag_chunk_citations",
+        source(snapshot, "Sum of chunk_retrieval_stats.citation_count: citations of retrieved chunks, cumulative"))
+    citations.add_metric([], data.citations)
+    yield from (chunks, retrievals, citations)
+    if data.retrievals > 0:
+        ratio = GaugeMetricFamily(
+            "rag_chunk_citation_ratio",
+            source(snapshot, "Citations per retrieval over all chunks (sum citation_count / sum retrieval_count)"))
+        ratio.add_metric([], data.citations / data.retrievals)
+        yield ratio
+
+    histogram = GaugeMetricFamily(
+        "rag_chunk_relevance_chunks",
+        source(snapshot, "Chunks whose avg_relevance falls in this tenth of [0, 1] (the last bucket includes 1.0); "
+                         "chunks never scored are not counted"),
+        labels=["relevance"])
+    bucket_citation_ratio = GaugeMetricFamily(
+        "rag_chunk_relevance_citation_ratio",
+        source(snapshot, "Citation rate (citations / retrievals) of the chunks in this relevance bucket: how "
+                         "relevance relates to being cited; absent for a bucket with no retrievals"),
+        labels=["relevance"])
+    for bucket in data.buckets:
+        histogram.add_metric([bucket.bucket], bucket.chunks)
+        if bucket.retrievals > 0:
+            bucket_citation_ratio.add_metric([bucket.bucket], bucket.citations / bucket.retrievals)
+    yield from (histogram, bucket_citation_ratio)
+
+    if not data.top:
+        return
+    labels = ["chunk_id", "document_id"]
+    top_retrievals = GaugeMetricFamily(
+        "rag_top_chunk_retrievals",
+        source(snapshot, "Retrievals of the most retrieved chunks (chunk_retrieval_stats.retrieval_count, top N)"),
+        labels=labels)
+    top_citation_ratio = GaugeMetricFamily(
+        "rag_top_chunk_citation_ratio",
+        source(snapshot, "Citation rate of the most retrieved chunks (citation_count / retrieval_count)"),
+        labels=labels)
+    top_relevance = GaugeMetricFamily(
+        "rag_top_chunk_relevance_ratio",
+        source(snapshot, "Mean relevance score, 0 to 1, of the most retrieved chunks (avg_relevance)"),
+        labels=labels)
+    for chunk in data.top:
+        key = [chunk.chunk_id, chunk.document_id]
+        top_retrievals.add_metric(key, chunk.retrievals)
+        if chunk.retrievals > 0:
+            top_citation_ratio.add_metric(key, chunk.citations / chunk.retrievals)
+        if chunk.relevance is not None:
+            top_relevance.add_metric(key, chunk.relevance)
+    yield from (top_retrievals, top_citation_ratio, top_relevance)

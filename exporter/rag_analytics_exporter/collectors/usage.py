@@ -1,0 +1,56 @@
+"""Per-model requests, tokens, cost and cost budget of the newest day in token_usage_daily.
+
+    # TYPE rag_model_requests gauge
+    rag_model_requests{model="gpt-4o-mini"} 9120.0
+    # TYPE rag_model_tokens gauge
+    rag_model_tokens{model="gpt-4o-mini",token_type="prompt"} 1.31e+07
+    rag_model_tokens{model="gpt-4o-mini",token_type="completion"} 2.2e+06
+    # TYPE rag_model_cost_usd gauge
+    rag_model_cost_usd{model="gpt-4o-mini"} 3.29
+    # TYPE rag_model_cost_budget_usd gauge
+    rag_model_cost_budget_usd{model="gpt-4o-mini"} 50.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from ..snapshot import Section, Snapshot, UsageData
+from ._help import source
+
+
+def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+    """Requests, tokens by type, cost and budget per model."""
+    section = fresh.get("token_usage_daily")
+    if section is None or not isinstance(section.data, UsageData):
+        return
+    requests = GaugeMetricFamily(
+        "rag_model_requests",
+        source(snapshot, "LLM calls to this model on the newest day, so far (token_usage_daily.request_count)"),
+        labels=["model"])
+    tokens = GaugeMetricFamily(
+        "rag_model_tokens",
+        source(snapshot, "Tokens used by this model on the newest day, so far; token_type is prompt or completion "
+                         "(token_usage_daily.prompt_tokens, completion_tokens)"),
+        labels=["model", "token_type"])
+    cost = GaugeMetricFamily(
+        "rag_model_cost_usd",
+        source(snapshot, "Estimated cost of this model on the newest day, so far, in USD "
+                         "(token_usage_daily.estimated_cost_usd)"),
+        labels=["model"])
+    budget = GaugeMetricFamily(
+        "rag_model_cost_budget_usd",
+        "Daily cost budget of this model in USD, from the exporter's budgets setting "
+        "(budgets.models, else budgets.default_daily_cost_usd); absent when no budget is set.",
+        labels=["model"])
+    for model in section.data.models:
+        requests.add_metric([model.model], model.requests)
+        tokens.add_metric([model.model, "prompt"], model.prompt_tokens)
+        tokens.add_metric([model.model, "completion"], model.completion_tokens)
+        cost.add_metric([model.model], model.cost_usd)
+        if model.cost_budget_usd is not None:
+            budget.add_metric([model.model], model.cost_budget_usd)
+    yield from (requests, tokens, cost, budget)

@@ -1,0 +1,271 @@
+"""Configuration: YAML file plus environment overrides, validated into a frozen object."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "RAG_EXPORTER_"
+# Kept out of the YAML on purpose: a password belongs in the environment or a file.
+PASSWORD_ENV = "RAG_EXPORTER_DATABASE_PASSWORD"
+
+
+class ConfigError(Exception):
+    """A configuration problem; each detail names the key and the reason."""
+
+    def __init__(self, details: list[tuple[str, str]]):
+        self.details = details
+        super().__init__("; ".join(f"{key}: {reason}" for key, reason in details))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number (seconds) or a string such as '500ms', '60s', '5m', '1h'."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a duration like 60s or 5m, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+    else:
+        raise ValueError(f"must be a duration like 60s or 5m, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"must be a number, got {value!r}") from None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"must be a number, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return float(value)
+
+    return parse
+
+
+def _optional_float_in(low: float, high: float) -> Callable[[Any], float | None]:
+    number = _float_in(low, high)
+    return lambda value: None if value is None or value == "" else number(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value
+
+
+def _optional_path(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _text(value)
+
+
+def parse_listen_address(value: Any) -> tuple[str, int]:
+    """(host, port) from 'HOST:PORT' or '[v6]:PORT'."""
+    text = _text(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT (e.g. 0.0.0.0:9841 or [::1]:9841), got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _budgets(value: Any) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping of model name to USD per day, got {value!r}")
+    number = _float_in(0, 1e12)
+    return {str(model): number(usd) for model, usd in value.items()}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the exporter; durations are seconds."""
+
+    dsn: str = ""
+    password_file: str | None = None
+    statement_timeout: float = 10.0
+    lock_timeout: float = 2.0
+    connect_timeout: float = 5.0
+    application_name: str = "rag-analytics-exporter"
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 9841
+    web_config_file: str | None = None
+    refresh_interval: float = 60.0
+    chunk_refresh_interval: float = 300.0
+    max_data_age: float = 300.0
+    lookback_days: int = 30
+    min_baseline_days: int = 7
+    min_relative_spread: float = 0.01
+    max_components: int = 20
+    max_models: int = 20
+    max_tags: int = 50
+    max_patterns: int = 20
+    top_chunks: int = 10
+    default_daily_cost_budget_usd: float | None = None
+    model_daily_cost_budget_usd: Mapping[str, float] = field(default_factory=dict)
+
+
+# (section, key) -> (Config field, parser). The YAML layout and the environment
+# names (RAG_EXPORTER_<SECTION>_<KEY>) both come from this one table.
+_SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
+    ("database", "dsn"): ("dsn", _text),
+    ("database", "password_file"): ("password_file", _optional_path),
+    ("database", "statement_timeout"): ("statement_timeout", parse_duration),
+    ("database", "lock_timeout"): ("lock_timeout", parse_duration),
+    ("database", "connect_timeout"): ("connect_timeout", parse_duration),
+    ("database", "application_name"): ("application_name", _text),
+    ("web", "listen_address"): ("listen_address", parse_listen_address),
+    ("web", "config_file"): ("web_config_file", _optional_path),
+    ("refresh", "interval"): ("refresh_interval", parse_duration),
+    ("refresh", "chunk_interval"): ("chunk_refresh_interval", parse_duration),
+    ("refresh", "max_data_age"): ("max_data_age", parse_duration),
+    ("anomaly", "lookback_days"): ("lookback_days", _int_in(2, 400)),
+    ("anomaly", "min_baseline_days"): ("min_baseline_days", _int_in(2, 400)),
+    ("anomaly", "min_relative_spread"): ("min_relative_spread", _float_in(0.0, 1.0)),
+    ("limits", "components"): ("max_components", _int_in(1, 1000)),
+    ("limits", "models"): ("max_models", _int_in(1, 1000)),
+    ("limits", "tags"): ("max_tags", _int_in(1, 1000)),
+    ("limits", "patterns"): ("max_patterns", _int_in(1, 1000)),
+    ("limits", "top_chunks"): ("top_chunks", _int_in(0, 1000)),
+    ("budgets", "default_daily_cost_usd"): ("default_daily_cost_budget_usd", _optional_float_in(0, 1e12)),
+    ("budgets", "models"): ("model_daily_cost_budget_usd", _budgets),
+}
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides one config key."""
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the YAML file (if any), apply environment overrides, validate everything."""
+    env = os.environ if env is None else env
+    raw: Any = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
+        raw = {} if raw is None else raw
+    return from_mapping(raw, env)
+
+
+def from_mapping(raw: Any, env: Mapping[str, str]) -> Config:
+    """Validate a parsed YAML document plus environment overrides into a Config."""
+    errors: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError([("<root>", f"must be a mapping of sections, got {type(raw).__name__}")])
+    sections = {section for section, _ in _SCHEMA}
+    for section, body in raw.items():
+        if section not in sections:
+            errors.append((str(section), f"unknown section (known: {', '.join(sorted(sections))})"))
+            continue
+        if body is None:
+            continue
+        if not isinstance(body, Mapping):
+            errors.append((str(section), f"must be a mapping, got {type(body).__name__}"))
+            continue
+        known = sorted(key for sec, key in _SCHEMA if sec == section)
+        for key, value in body.items():
+            if (section, key) not in _SCHEMA:
+                errors.append((f"{section}.{key}", f"unknown key (known in {section}: {', '.join(known)})"))
+                continue
+            _parse_into(values, errors, f"{section}.{key}", _SCHEMA[section, key], value)
+    for (section, key), spec in _SCHEMA.items():
+        name = env_name(section, key)
+        if name in env and spec[0] != "model_daily_cost_budget_usd":
+            _parse_into(values, errors, name, spec, env[name])
+    if f"{ENV_PREFIX}DSN" in env:
+        values["dsn"] = env[f"{ENV_PREFIX}DSN"]
+    if "listen_address" in values:
+        values["listen_host"], values["listen_port"] = values.pop("listen_address")
+    if errors:
+        raise ConfigError(errors)
+    config = Config(**values)
+    _check_combinations(config, env)
+    return config
+
+
+def _parse_into(values: dict[str, Any], errors: list[tuple[str, str]], where: str,
+                spec: tuple[str, Callable[[Any], Any]], value: Any) -> None:
+    target, parse = spec
+    try:
+        values[target] = parse(value)
+    except ValueError as exc:
+        errors.append((where, str(exc)))
+
+
+def _check_combinations(config: Config, env: Mapping[str, str]) -> None:
+    errors = []
+    if config.min_baseline_days > config.lookback_days:
+        errors.append(("anomaly.min_baseline_days",
+                       f"{config.min_baseline_days} is more than anomaly.lookback_days ({config.lookback_days})"))
+    if config.max_data_age < config.refresh_interval:
+        errors.append(("refresh.max_data_age",
+                       f"{config.max_data_age:g}s is shorter than refresh.interval ({config.refresh_interval:g}s): "
+                       "every scrape would find the data stale"))
+    if config.max_data_age < config.chunk_refresh_interval:
+        errors.append(("refresh.max_data_age",
+                       f"{config.max_data_age:g}s is shorter than refresh.chunk_interval "
+                       f"({config.chunk_refresh_interval:g}s): chunk metrics would vanish between refreshes"))
+    if config.chunk_refresh_interval < config.refresh_interval:
+        errors.append(("refresh.chunk_interval", "must not be shorter than refresh.interval"))
+    if config.statement_timeout >= config.refresh_interval:
+        errors.append(("database.statement_timeout",
+                       f"{config.statement_timeout:g}s must be shorter than refresh.interval "
+                       f"({config.refresh_interval:g}s)"))
+    if PASSWORD_ENV in env and config.password_file:
+        errors.append((PASSWORD_ENV, f"set together with database.password_file ({env_name('database', 'password_file')}):"
+                       " choose one"))
+    if errors:
+        raise ConfigError(errors)
+
+
+def resolve_password(config: Config, env: Mapping[str, str] | None = None) -> str | None:
+    """The database password from RAG_EXPORTER_DATABASE_PASSWORD or database.password_file, if any."""
+    env = os.environ if env is None else env
+    if config.password_file:
+        try:
+            return Path(config.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError([("database.password_file",
+                                f"cannot read {config.password_file}: {exc.strerror}")]) from None
+    return env.get(PASSWORD_ENV)

@@ -1,0 +1,272 @@
+"""PostgreSQL access: every SQL statement the exporter runs, and the one connection it holds."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+log = logging.getLogger(__name__)
+
+TABLES = (
+    "latency_metrics",
+    "token_usage_daily",
+    "citation_daily",
+    "chunk_retrieval_stats",
+    "feedback_daily",
+    "feedback_tags_daily",
+    "follow_up_patterns_daily",
+)
+DAILY_TABLES = tuple(t for t in TABLES if t != "chunk_retrieval_stats")
+
+
+class DatabaseUnavailable(Exception):
+    """The server could not be reached or the connection broke: nothing was read."""
+
+
+class QueryFailed(Exception):
+    """One table's query failed (missing table, timeout, permission): other tables still read."""
+
+    def __init__(self, table: str, reason: str):
+        self.table = table
+        self.reason = reason
+        super().__init__(f"{table}: {reason}")
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """The rows read from one table, and the table's own freshness."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    newest_date: date | None
+    updated_at: datetime | None
+
+
+# Daily tables: the scoring window (for z-scores and a stable top-N) plus the newest
+# day. Tables with no z-score read only their newest day. Table names are fixed
+# identifiers from this module, never user input; values are always parameters.
+_WINDOW_QUERIES = {
+    "latency_metrics": (
+        "date, component, request_count, error_count, avg_time_ms,"
+        " p50_time_ms, p90_time_ms, p95_time_ms, p99_time_ms"
+    ),
+    "token_usage_daily": (
+        "date, model_name, request_count, prompt_tokens, completion_tokens,"
+        " total_tokens, estimated_cost_usd"
+    ),
+}
+_NEWEST_DAY_QUERIES = {
+    "citation_daily": (
+        "date, responses_total, zero_citations, one_citation, two_citations, three_plus_citations"
+    ),
+    "feedback_daily": "date, positive_count, negative_count",
+    "feedback_tags_daily": "date, tag, positive_count, negative_count",
+    "follow_up_patterns_daily": (
+        "date, pattern, frequency, avg_response_time_ms, feedback_count, positive_feedback_count"
+    ),
+}
+
+_FRESHNESS_SQL = "SELECT max(date) FILTER (WHERE date <= %(today)s), max(updated_at) FROM {table}"
+
+# Chunk relevance buckets 0..9 are [0.0, 0.1) ... [0.9, 1.0]; negative buckets are
+# rows that cannot be placed, by reason. Aggregated in the database: the table may
+# hold 10^7 rows and none of them come to Python.
+CHUNK_BUCKET_REASONS = {-1: "null_relevance", -2: "non_finite", -3: "out_of_range", -4: "negative_count"}
+_CHUNK_BUCKETS_SQL = """
+SELECT bucket, count(*), sum(retrieval_count), sum(citation_count)
+FROM (
+    SELECT retrieval_count, citation_count,
+        CASE
+            WHEN retrieval_count < 0 OR citation_count < 0 THEN -4
+            WHEN avg_relevance IS NULL THEN -1
+            WHEN avg_relevance = 'NaN'::float8 OR avg_relevance IN ('Infinity'::float8, '-Infinity'::float8) THEN -2
+            WHEN avg_relevance < 0 OR avg_relevance > 1 THEN -3
+            ELSE least(floor(avg_relevance * 10)::int, 9)
+        END AS bucket
+    FROM chunk_retrieval_stats
+) AS placed
+GROUP BY bucket
+ORDER BY bucket
+"""
+_TOP_CHUNKS_SQL = """
+SELECT chunk_id, document_id, retrieval_count, citation_count, avg_relevance
+FROM chunk_retrieval_stats
+ORDER BY retrieval_count DESC, chunk_id
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRead:
+    """Database-side aggregates of chunk_retrieval_stats."""
+
+    buckets: tuple[tuple[int, int, float, float], ...]  # (bucket, chunks, retrievals, citations)
+    top: tuple[tuple[Any, ...], ...]  # (chunk_id, document_id, retrievals, citations, relevance)
+    updated_at: datetime | None
+
+
+class Database:
+    """Holds at most one connection and reads the aggregate tables in one read-only transaction."""
+
+    def __init__(self, dsn: str, *, password: str | None, application_name: str,
+                 connect_timeout: float, statement_timeout: float, lock_timeout: float):
+        self._dsn = dsn
+        self._password = password
+        self._application_name = application_name
+        self._connect_timeout = connect_timeout
+        self._statement_timeout = statement_timeout
+        self._lock_timeout = lock_timeout
+        self._conn: psycopg2.extensions.connection | None = None
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        timeout_ms = int(self._statement_timeout * 1000)
+        # Keepalives and tcp_user_timeout bound how long a dead network path can hold a
+        # refresh: without them a dropped connection blocks until the kernel gives up.
+        conn = psycopg2.connect(
+            self._dsn,
+            password=self._password,
+            application_name=self._application_name,
+            connect_timeout=max(2, math.ceil(self._connect_timeout)),
+            keepalives=1,
+            keepalives_idle=max(1, math.ceil(self._connect_timeout)),
+            keepalives_interval=max(1, math.ceil(self._connect_timeout / 3)),
+            keepalives_count=3,
+            tcp_user_timeout=timeout_ms + int(self._connect_timeout * 1000),
+        )
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
+        with conn.cursor() as cur:
+            # SET through SQL rather than startup options so that poolers such as
+            # PgBouncer, which refuse unknown startup parameters, still work.
+            cur.execute(
+                "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false),"
+                " set_config('default_transaction_read_only', 'on', false)",
+                (f"{timeout_ms}ms", f"{int(self._lock_timeout * 1000)}ms"),
+            )
+        conn.commit()
+        return conn
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the statement in flight, if any (safe from another thread)."""
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.cancel()
+            except psycopg2.Error:
+                pass  # nothing running, or the connection is already gone
+
+    def close(self) -> None:
+        """Close the connection, if one is open."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def read(self, today: date, since: date, *, with_chunks: bool, top_chunks: int
+             ) -> tuple[dict[str, TableRead | QueryFailed], ChunkRead | QueryFailed | None]:
+        """Read every daily table (and the chunk aggregates when asked) in one transaction.
+
+        Raises DatabaseUnavailable when the connection cannot be had or breaks; a
+        failing table yields a QueryFailed in its place and the others are still read.
+        """
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+            conn = self._conn
+            with conn.cursor() as cur:
+                tables: dict[str, TableRead | QueryFailed] = {}
+                for table in DAILY_TABLES:
+                    tables[table] = _guarded(cur, table, lambda t=table: _read_daily(cur, t, today, since))
+                chunks = None
+                if with_chunks:
+                    chunks = _guarded(cur, "chunk_retrieval_stats", lambda: _read_chunks(cur, top_chunks))
+            conn.rollback()  # read-only: nothing to commit; ends the snapshot promptly
+            return tables, chunks
+        except psycopg2.Error as exc:
+            # Whatever broke outside a table's savepoint (connect, session set-up, the
+            # connection dropping mid-read) leaves nothing trustworthy: start afresh.
+            self.close()
+            raise DatabaseUnavailable(_first_line(exc)) from None
+
+
+def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
+    """Run one table's reads inside a savepoint so a failure leaves the transaction usable."""
+    cur.execute("SAVEPOINT table_read")
+    try:
+        result = read()
+    except psycopg2.OperationalError as exc:
+        # A cancelled statement (statement_timeout, lock_timeout) is a query error;
+        # anything else of this class means the connection itself is gone.
+        if exc.pgcode not in ("57014", "55P03"):
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT table_read")
+        return QueryFailed(table, _first_line(exc))
+    except psycopg2.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT table_read")
+        return QueryFailed(table, _first_line(exc))
+    cur.execute("RELEASE SAVEPOINT table_read")
+    return result
+
+
+def _read_daily(cur: psycopg2.extensions.cursor, table: str, today: date, since: date) -> TableRead:
+    cur.execute(_FRESHNESS_SQL.format(table=table), {"today": today})
+    newest_date, updated_at = cur.fetchone()
+    if table in _WINDOW_QUERIES:
+        columns = _WINDOW_QUERIES[table]
+        cur.execute(
+            f"SELECT {columns} FROM {table} WHERE date >= %(since)s OR date = %(newest)s ORDER BY date",
+            {"since": min(since, newest_date or since), "newest": newest_date},
+        )
+    else:
+        columns = _NEWEST_DAY_QUERIES[table]
+        cur.execute(f"SELECT {columns} FROM {table} WHERE date = %(newest)s", {"newest": newest_date})
+    return TableRead(
+        table=table,
+        columns=tuple(c.strip() for c in columns.split(",")),
+        rows=tuple(cur.fetchall()),
+        newest_date=newest_date,
+        updated_at=updated_at,
+    )
+
+
+def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int) -> ChunkRead:
+    cur.execute("SELECT max(updated_at) FROM chunk_retrieval_stats")
+    (updated_at,) = cur.fetchone()
+    cur.execute(_CHUNK_BUCKETS_SQL)
+    buckets = tuple(
+        (int(bucket), int(chunks), float(retrievals or 0), float(citations or 0))
+        for bucket, chunks, retrievals, citations in cur.fetchall()
+    )
+    top: tuple[tuple[Any, ...], ...] = ()
+    if top_chunks > 0:
+        cur.execute(_TOP_CHUNKS_SQL, {"limit": top_chunks})
+        top = tuple(cur.fetchall())
+    return ChunkRead(buckets=buckets, top=top, updated_at=updated_at)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def schema_sql() -> str:
+    """The DDL of the seven tables, shipped with the package."""
+    return resources.files(__package__).joinpath("sql/schema.sql").read_text(encoding="utf-8")
+
+
+def init_db(dsn: str, password: str | None = None) -> None:
+    """Create the seven tables and their indexes; safe to run again."""
+    conn = psycopg2.connect(dsn, password=password, application_name="rag-analytics-exporter init-db")
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(schema_sql())
+    finally:
+        conn.close()

@@ -1,0 +1,200 @@
+"""Synthetic demo data for the seven tables: realistic rhythm, known anomalies, deterministic per seed."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import numpy as np
+import psycopg2
+
+from .db import TABLES
+
+COMPONENTS = {  # mean stage time in ms and the log-normal spread of one request's time
+    "embedding": (45.0, 0.35),
+    "search": (85.0, 0.45),
+    "context": (25.0, 0.30),
+    "llm": (1250.0, 0.50),
+    "post": (30.0, 0.30),
+}
+_BASE_ERROR_RATIO = {"embedding": 0.002, "search": 0.003, "context": 0.001, "llm": 0.006, "post": 0.001}
+MODELS = {  # share of requests, USD per 1M prompt tokens, USD per 1M completion tokens
+    "gpt-4o-mini": (0.55, 0.15, 0.60),
+    "gpt-4o": (0.25, 2.50, 10.00),
+    "claude-3-5-sonnet": (0.15, 3.00, 15.00),
+    "llama-3.1-8b-instruct": (0.05, 0.05, 0.08),
+}
+TAGS = {  # share of feedback carrying the tag, share of it that is positive
+    "accurate": (0.30, 0.97), "helpful": (0.25, 0.95), "well_sourced": (0.10, 0.93),
+    "hallucination": (0.08, 0.03), "too_long": (0.07, 0.25), "outdated": (0.06, 0.10),
+    "wrong_source": (0.05, 0.05), "incomplete": (0.05, 0.15), "off_topic": (0.04, 0.05),
+}
+PATTERNS = {  # share of requests that are this kind of follow-up, mean answer ms, positive share
+    "clarification": (0.060, 1900.0, 0.78), "drill_down": (0.045, 2600.0, 0.82),
+    "rephrase": (0.030, 1700.0, 0.55), "comparison": (0.015, 3100.0, 0.74),
+    "example_request": (0.012, 2300.0, 0.80), "correction": (0.008, 2000.0, 0.41),
+}
+_Z = {"p50": 0.0, "p90": 1.2815515655, "p95": 1.6448536270, "p99": 2.3263478740}
+
+ANOMALY_COMPONENT, ANOMALY_MODEL, ERROR_COMPONENT = "llm", "gpt-4o", "search"
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How much data to make; the demo default, or larger for the benchmark."""
+
+    days: int = 60
+    chunks: int = 12_000
+    extra_models: int = 0
+    extra_tags: int = 0
+    extra_patterns: int = 0
+
+
+def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool) -> dict[str, list[tuple]]:
+    """Rows for the six daily tables, the last day being `at`'s UTC day, partial up to `at`."""
+    rng = np.random.default_rng(seed)
+    today = at.astimezone(timezone.utc).date()
+    elapsed = (at - datetime.combine(today, time(), tzinfo=timezone.utc)).total_seconds() / 86400
+    # Never less than a tenth of a day, so a demo started just after midnight still has volume.
+    today_fraction = max(elapsed, 0.1)
+    models = dict(MODELS)
+    for i in range(scale.extra_models):
+        models[f"finetune-{i:03d}"] = (0.02, 0.5 + i % 7, 1.5 + i % 5)
+    tags = dict(TAGS) | {f"tag_{i:03d}": (0.01, 0.5) for i in range(scale.extra_tags)}
+    patterns = dict(PATTERNS) | {f"pattern_{i:03d}": (0.002, 2200.0, 0.6) for i in range(scale.extra_patterns)}
+    rows: dict[str, list[tuple]] = {t: [] for t in TABLES if t != "chunk_retrieval_stats"}
+
+    for offset in range(scale.days - 1, -1, -1):
+        day = today - timedelta(days=offset)
+        fraction = today_fraction if offset == 0 else 1.0
+        surge = anomalies and offset <= 1  # yesterday (scored) and today (live)
+        updated = at - timedelta(minutes=2) if offset == 0 else datetime.combine(
+            day + timedelta(days=1), time(0, 10), tzinfo=timezone.utc)
+        weekend = day.weekday() >= 5
+        requests = int(20_000 * (0.55 if weekend else 1.0) * rng.normal(1.0, 0.05) * fraction)
+
+        total_mean = 0.0
+        for component, (mean_ms, sigma) in COMPONENTS.items():
+            mean = mean_ms * (0.95 if weekend else 1.0) * rng.normal(1.0, 0.03)
+            if surge and component == ANOMALY_COMPONENT:
+                mean *= 2.2
+            total_mean += mean
+            error_ratio = 0.12 if surge and component == ERROR_COMPONENT else _BASE_ERROR_RATIO[component]
+            errors = int(rng.binomial(requests, error_ratio))
+            rows["latency_metrics"].append(_latency_row(day, component, requests, errors, mean, sigma, updated))
+        rows["latency_metrics"].append(
+            _latency_row(day, "total", requests, sum(r[3] for r in rows["latency_metrics"][-5:]),
+                         total_mean, 0.45, updated))
+
+        for model, (share, prompt_price, completion_price) in models.items():
+            calls = int(requests * share * rng.normal(1.0, 0.04))
+            if surge and model == ANOMALY_MODEL:
+                calls *= 4
+            prompt = int(calls * rng.normal(1800, 60))
+            completion = int(calls * rng.normal(340, 20))
+            cost = round((prompt * prompt_price + completion * completion_price) / 1e6, 6)
+            rows["token_usage_daily"].append(
+                (day, model, calls, prompt, completion, prompt + completion, cost, updated))
+
+        shares = rng.dirichlet([12, 25, 30, 33])
+        buckets = [int(requests * s) for s in shares]
+        rows["citation_daily"].append((day, sum(buckets), *buckets, updated))
+
+        feedback = int(requests * 0.03)
+        negative_share = 0.45 if surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
+        negative = int(feedback * negative_share)
+        rows["feedback_daily"].append((day, feedback - negative, negative, updated))
+        for tag, (share, positive_share) in tags.items():
+            count = int(feedback * share * rng.normal(1.0, 0.1))
+            if surge and positive_share < 0.5:
+                count *= 3
+            positive = int(rng.binomial(max(count, 0), positive_share))
+            rows["feedback_tags_daily"].append((day, tag, positive, max(count, 0) - positive, updated))
+
+        for pattern, (share, answer_ms, positive_share) in patterns.items():
+            frequency = int(requests * share * rng.normal(1.0, 0.08))
+            with_feedback = int(frequency * 0.12)
+            positive = int(rng.binomial(with_feedback, positive_share))
+            rows["follow_up_patterns_daily"].append(
+                (day, pattern, frequency, answer_ms * rng.normal(1.0, 0.05), with_feedback, positive, updated))
+    return rows
+
+
+def _latency_row(day: date, component: str, requests: int, errors: int, mean: float, sigma: float,
+                 updated: datetime) -> tuple:
+    if requests == 0:
+        return (day, component, 0, 0, None, None, None, None, None, updated)
+    mu = np.log(mean) - sigma**2 / 2  # log-normal whose mean is `mean`
+    percentiles = [float(np.exp(mu + sigma * _Z[q])) for q in ("p50", "p90", "p95", "p99")]
+    return (day, component, requests, errors, mean, *percentiles, updated)
+
+
+def chunk_batches(count: int, seed: int, at: datetime, batch: int = 200_000) -> Iterator[io.StringIO]:
+    """chunk_retrieval_stats rows as tab-separated COPY text, in batches so 10^7 rows fit in memory."""
+    rng = np.random.default_rng(seed + 1)
+    documents = max(count // 20, 1)
+    for start in range(0, count, batch):
+        n = min(batch, count - start)
+        ids = np.arange(start, start + n)
+        retrievals = np.floor(rng.pareto(1.3, n) * 4).astype(np.int64)
+        relevance = np.clip(rng.beta(5, 2.5, n), 0, 1)
+        citations = rng.binomial(retrievals, np.clip(relevance**3 * 0.6, 0, 1))
+        sizes = rng.integers(200, 1600, n)
+        retrieved_ago = rng.integers(0, 86400 * 30, n)
+        out = io.StringIO()
+        for i, chunk in enumerate(ids):
+            document = chunk % documents
+            if retrievals[i] == 0:
+                out.write(f"doc-{document:06d}#{chunk}\tdoc-{document:06d}\t{sizes[i]}\t0\t0\t\\N\t\\N\t{at}\n")
+            else:
+                last = at - timedelta(seconds=int(retrieved_ago[i]))
+                out.write(f"doc-{document:06d}#{chunk}\tdoc-{document:06d}\t{sizes[i]}\t{retrievals[i]}\t"
+                          f"{citations[i]}\t{relevance[i]:.4f}\t{last}\t{at}\n")
+        out.seek(0)
+        yield out
+
+
+def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: datetime | None = None,
+         anomalies: bool = True, replace: bool = False, password: str | None = None) -> dict[str, int]:
+    """Write demo data; refuses to touch tables that hold rows unless replace is set. Returns row counts."""
+    at = at or datetime.now(timezone.utc)
+    rows = generate(scale, seed_value, at, anomalies)
+    conn = psycopg2.connect(dsn, password=password, application_name="rag-analytics-exporter seed-demo")
+    try:
+        with conn, conn.cursor() as cur:
+            if not replace:
+                for table in TABLES:
+                    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+                    if cur.fetchone()[0]:
+                        raise RuntimeError(f"table {table} already holds rows; pass --replace to overwrite them")
+            cur.execute(f"TRUNCATE {', '.join(TABLES)}")
+            for table, table_rows in rows.items():
+                buffer = io.StringIO()
+                for row in table_rows:
+                    buffer.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+                buffer.seek(0)
+                cur.copy_from(buffer, table, columns=_COPY_COLUMNS[table])
+            for batch in chunk_batches(scale.chunks, seed_value, at):
+                cur.copy_from(batch, "chunk_retrieval_stats", columns=_COPY_COLUMNS["chunk_retrieval_stats"])
+            cur.execute("ANALYZE")
+    finally:
+        conn.close()
+    return {table: len(table_rows) for table, table_rows in rows.items()} | {"chunk_retrieval_stats": scale.chunks}
+
+
+_COPY_COLUMNS = {
+    "latency_metrics": ("date", "component", "request_count", "error_count", "avg_time_ms", "p50_time_ms",
+                        "p90_time_ms", "p95_time_ms", "p99_time_ms", "updated_at"),
+    "token_usage_daily": ("date", "model_name", "request_count", "prompt_tokens", "completion_tokens",
+                          "total_tokens", "estimated_cost_usd", "updated_at"),
+    "citation_daily": ("date", "responses_total", "zero_citations", "one_citation", "two_citations",
+                       "three_plus_citations", "updated_at"),
+    "feedback_daily": ("date", "positive_count", "negative_count", "updated_at"),
+    "feedback_tags_daily": ("date", "tag", "positive_count", "negative_count", "updated_at"),
+    "follow_up_patterns_daily": ("date", "pattern", "frequency", "avg_response_time_ms", "feedback_count",
+                                 "positive_feedback_count", "updated_at"),
+    "chunk_retrieval_stats": ("chunk_id", "document_id", "chunk_size_chars", "retrieval_count", "citation_count",
+                              "avg_relevance", "last_retrieved_at", "updated_at"),
+}

@@ -1,0 +1,32 @@
+-- Least-privilege role for the exporter. Run as a superuser or the tables' owner:
+--   psql -v exporter_role=rag_exporter -f readonly-role.sql "$ADMIN_DSN"
+-- then set its password out of band:  \password rag_exporter
+-- It may SELECT the seven aggregate tables and nothing else; every session it opens
+-- is read-only and cannot hold a statement or a lock for long.
+
+\if :{?exporter_role}
+\else
+  \set exporter_role rag_exporter
+\endif
+
+SELECT format('CREATE ROLE %I LOGIN', :'exporter_role')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'exporter_role') \gexec
+
+ALTER ROLE :"exporter_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+ALTER ROLE :"exporter_role" CONNECTION LIMIT 3;
+ALTER ROLE :"exporter_role" SET default_transaction_read_only = on;
+ALTER ROLE :"exporter_role" SET statement_timeout = '10s';
+ALTER ROLE :"exporter_role" SET lock_timeout = '2s';
+ALTER ROLE :"exporter_role" SET idle_in_transaction_session_timeout = '60s';
+
+SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'exporter_role') \gexec
+GRANT USAGE ON SCHEMA public TO :"exporter_role";
+GRANT SELECT ON
+    latency_metrics,
+    token_usage_daily,
+    citation_daily,
+    chunk_retrieval_stats,
+    feedback_daily,
+    feedback_tags_daily,
+    follow_up_patterns_daily
+TO :"exporter_role";

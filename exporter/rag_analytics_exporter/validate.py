@@ -1,0 +1,107 @@
+"""Row validation: raw database values in, clean typed rows or a rejection reason out."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+MAX_LABEL_CHARS = 128
+
+# What each column holds. "ms" columns are published in seconds under the name with
+# "_ms" replaced by "_s"; they may be NULL (a day with no traffic has no percentiles).
+_KEYS = {"component", "model_name", "tag", "pattern"}
+_COUNTS = {
+    "request_count", "error_count", "prompt_tokens", "completion_tokens", "total_tokens",
+    "responses_total", "zero_citations", "one_citation", "two_citations", "three_plus_citations",
+    "positive_count", "negative_count", "frequency", "feedback_count", "positive_feedback_count",
+}
+_MILLISECONDS = {"avg_time_ms", "p50_time_ms", "p90_time_ms", "p95_time_ms", "p99_time_ms", "avg_response_time_ms"}
+_USD = {"estimated_cost_usd"}
+# (part, whole): a row whose part exceeds its whole is inconsistent.
+_PART_OF = (("error_count", "request_count"), ("positive_feedback_count", "feedback_count"))
+
+
+class Rejected(Exception):
+    """A row that cannot be used; the reason is a short label value."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def clean_label(value: str) -> str:
+    """A label value that any Prometheus parser accepts: no control characters, at most 128 characters."""
+    cleaned = "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in value)
+    if len(cleaned) > MAX_LABEL_CHARS:
+        cleaned = cleaned[: MAX_LABEL_CHARS - 1] + "\u2026"
+    return cleaned
+
+
+def _number(value: Any, nullable: bool) -> float | None:
+    if value is None:
+        if nullable:
+            return None
+        raise Rejected("null_value")
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise Rejected("wrong_type")
+    number = float(value)
+    if not math.isfinite(number):
+        raise Rejected("non_finite")
+    if number < 0:
+        raise Rejected("negative_value")
+    return number
+
+
+def output_name(column: str) -> str:
+    """The key a column's value has in a validated row ('avg_time_ms' becomes 'avg_time_s')."""
+    return column[:-3] + "_s" if column in _MILLISECONDS else column
+
+
+def validate_row(columns: Sequence[str], row: Sequence[Any], today: date) -> dict[str, Any]:
+    """One clean row keyed by output_name(column), or Rejected with the reason."""
+    clean: dict[str, Any] = {}
+    for column, value in zip(columns, row, strict=True):
+        if column == "date":
+            if value is None:
+                raise Rejected("null_key")
+            if value > today:
+                raise Rejected("future_date")
+            clean[column] = value
+        elif column in _KEYS:
+            if value is None:
+                raise Rejected("null_key")
+            if not isinstance(value, str):
+                raise Rejected("wrong_type")
+            label = clean_label(value)
+            if not label.strip():
+                raise Rejected("empty_key")
+            clean[column] = label
+        elif column in _COUNTS or column in _USD:
+            clean[column] = _number(value, nullable=False)
+        elif column in _MILLISECONDS:
+            ms = _number(value, nullable=True)
+            clean[output_name(column)] = None if ms is None else ms / 1000.0
+        else:
+            raise ValueError(f"no validation rule for column {column!r}")
+    for part, whole in _PART_OF:
+        if part in clean and whole in clean and clean[part] > clean[whole]:
+            raise Rejected("inconsistent_counts")
+    return clean
+
+
+def validate_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], today: date
+                  ) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Clean rows and a count of the rejected ones by reason; never raises for bad data."""
+    good: list[dict[str, Any]] = []
+    rejected: Counter[str] = Counter()
+    for row in rows:
+        try:
+            good.append(validate_row(columns, row, today))
+        except Rejected as exc:
+            rejected[exc.reason] += 1
+    return good, rejected
