@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import __version__, config as config_module
+from . import __version__
+from . import config as config_module
 from .config import Config, ConfigError
 from .db import Database
 from .refresh import Refresher, start_scheduler

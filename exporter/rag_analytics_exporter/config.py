@@ -253,8 +253,8 @@ def _check_combinations(config: Config, env: Mapping[str, str]) -> None:
                        f"{config.statement_timeout:g}s must be shorter than refresh.interval "
                        f"({config.refresh_interval:g}s)"))
     if PASSWORD_ENV in env and config.password_file:
-        errors.append((PASSWORD_ENV, f"set together with database.password_file ({env_name('database', 'password_file')}):"
-                       " choose one"))
+        file_env = env_name("database", "password_file")
+        errors.append((PASSWORD_ENV, f"set together with database.password_file ({file_env}): choose one"))
     if errors:
         raise ConfigError(errors)
 

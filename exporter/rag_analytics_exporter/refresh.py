@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config
 from .db import DAILY_TABLES, Database, DatabaseUnavailable, QueryFailed
-from .snapshot import DAILY_BUILDERS, Health, Snapshot, frozen_mapping, build_chunks, empty_snapshot
+from .snapshot import DAILY_BUILDERS, Snapshot, build_chunks, empty_snapshot, frozen_mapping
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -35,7 +36,7 @@ class Exposition:
         self._source = source
         self._clock = clock
         self._lock = threading.Lock()
-        self._key: tuple[Snapshot, tuple[str, ...]] | None = None
+        self._key: tuple[Snapshot, tuple[tuple[str, ...], date]] | None = None
         self._raw = b""
         self._gzip = b""
         # Process figures change every second, so they are rendered on each scrape;
@@ -47,7 +48,7 @@ class Exposition:
     def _cached(self) -> tuple[bytes, bytes]:
         snapshot = self._source()
         now = self._clock()
-        key = (snapshot, tuple(s.table for s in snapshot.fresh_sections(now)))
+        key = (snapshot, snapshot.view(now).key)
         with self._lock:
             if self._key is None or self._key[0] is not key[0] or self._key[1] != key[1]:
                 self._raw = generate_latest(build_registry(lambda: snapshot, lambda: now))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +16,8 @@ from .validate import clean_label, validate_rows
 
 OTHER = "other"
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
-_STATISTIC_COLUMNS = dict(zip(LATENCY_STATISTICS, ("avg_time_s", "p50_time_s", "p90_time_s", "p95_time_s", "p99_time_s")))
+_STATISTIC_COLUMNS = {"mean": "avg_time_s", "p50": "p50_time_s", "p90": "p90_time_s", "p95": "p95_time_s",
+                      "p99": "p99_time_s"}
 RELEVANCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
 
 
@@ -150,9 +151,34 @@ class Snapshot:
     refresh_interval: float
     max_data_age: float
 
-    def fresh_sections(self, now: float) -> tuple[Section, ...]:
-        """The sections read within max_data_age of now: older data is withheld, not frozen."""
-        return tuple(s for s in self.sections.values() if now - s.read_at <= self.max_data_age)
+    def view(self, now: float) -> View:
+        """What a scrape at `now` may serve: sections read within max_data_age (older data is withheld,
+        not frozen), and today's UTC date."""
+        fresh = {s.table: s for s in self.sections.values() if now - s.read_at <= self.max_data_age}
+        return View(fresh=frozen_mapping(fresh), today=datetime.fromtimestamp(now, timezone.utc).date())
+
+
+@dataclass(frozen=True)
+class View:
+    """The part of a snapshot one scrape serves."""
+
+    fresh: Mapping[str, Section]
+    today: date
+
+    @property
+    def key(self) -> tuple[tuple[str, ...], date]:
+        """Two views with equal keys of the same snapshot render the same exposition."""
+        return tuple(sorted(self.fresh)), self.today
+
+    def current(self, table: str) -> Section | None:
+        """The table's section if fresh and its newest day is today.
+
+        The per-day families ("today so far") are served only then: after midnight UTC,
+        until the ETL writes the new day, yesterday's totals are not today's, and
+        serving them would put one day's total into the next day's max_over_time.
+        """
+        section = self.fresh.get(table)
+        return section if section is not None and section.newest_date == self.today else None
 
 
 def empty_snapshot(config: Config) -> Snapshot:

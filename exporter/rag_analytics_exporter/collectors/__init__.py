@@ -23,9 +23,10 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._source()
-        fresh = {section.table: section for section in snapshot.fresh_sections(self._clock())}
+        view = snapshot.view(self._clock())
         for group in _GROUPS:
-            yield from group.collect(snapshot, fresh)
+            # A family with no samples (say, no z-score yet) would only be a bare TYPE line.
+            yield from (family for family in group.collect(snapshot, view) if family.samples)
 
 
 def build_registry(source: Callable[[], Snapshot], clock: Callable[[], float] = time.time) -> CollectorRegistry:

@@ -23,17 +23,17 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from ..anomaly import Score
-from ..snapshot import LatencyData, Section, Snapshot, UsageData
+from ..snapshot import LatencyData, Snapshot, UsageData, View
 from ._help import source
 
 _RULE = ("scored: the last complete UTC day against the lookback days before it (sample standard deviation); "
          "absent with too few baseline days")
 
 
-def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """z-score, baseline mean, baseline spread and scored value, per component and per model."""
-    latency = fresh.get("latency_metrics")
-    usage = fresh.get("token_usage_daily")
+    latency = view.fresh.get("latency_metrics")
+    usage = view.fresh.get("token_usage_daily")
     if latency is not None and isinstance(latency.data, LatencyData):
         yield from _families(snapshot, "rag_component_latency", "component", "_seconds",
                              "mean latency of the component (latency_metrics.avg_time_ms, in seconds)",

@@ -14,17 +14,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime, time, timezone
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from .. import __version__
-from ..snapshot import Section, Snapshot
+from ..snapshot import Snapshot, View
 
 
-def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """Refresh health, per-table read status, row counts and table freshness."""
     health = snapshot.health
     info = InfoMetricFamily("rag_exporter_build", "Version of rag-analytics-exporter.")
@@ -101,5 +101,5 @@ def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric
         if section.newest_date is not None:
             newest.add_metric([section.table],
                               datetime.combine(section.newest_date, time(), tzinfo=timezone.utc).timestamp())
-        withheld.add_metric([section.table], 0.0 if section.table in fresh else 1.0)
+        withheld.add_metric([section.table], 0.0 if section.table in view.fresh else 1.0)
     yield from (rows_read, rejected, updated, newest, withheld)

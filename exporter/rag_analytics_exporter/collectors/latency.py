@@ -12,18 +12,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..snapshot import LatencyData, Section, Snapshot
+from ..snapshot import LatencyData, Snapshot, View
 from ._help import source
 
 
-def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """Latency, requests, errors and error ratio per component."""
-    section = fresh.get("latency_metrics")
+    section = view.current("latency_metrics")
     if section is None or not isinstance(section.data, LatencyData):
         return
     latency = GaugeMetricFamily(

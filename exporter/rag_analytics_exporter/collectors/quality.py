@@ -22,22 +22,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..snapshot import ChunkData, CitationData, FeedbackData, PatternData, Section, Snapshot, TagData
+from ..snapshot import ChunkData, CitationData, FeedbackData, PatternData, Section, Snapshot, TagData, View
 from ._help import source
 
 
-def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
-    """Every quality family whose table is fresh."""
-    yield from _citations(snapshot, fresh.get("citation_daily"))
-    yield from _feedback(snapshot, fresh.get("feedback_daily"))
-    yield from _tags(snapshot, fresh.get("feedback_tags_daily"))
-    yield from _patterns(snapshot, fresh.get("follow_up_patterns_daily"))
-    yield from _chunks(snapshot, fresh.get("chunk_retrieval_stats"))
+def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
+    """Every quality family whose table is fresh (and, for daily tables, current)."""
+    yield from _citations(snapshot, view.current("citation_daily"))
+    yield from _feedback(snapshot, view.current("feedback_daily"))
+    yield from _tags(snapshot, view.current("feedback_tags_daily"))
+    yield from _patterns(snapshot, view.current("follow_up_patterns_daily"))
+    yield from _chunks(snapshot, view.fresh.get("chunk_retrieval_stats"))
 
 
 def _citations(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:

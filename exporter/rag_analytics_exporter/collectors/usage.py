@@ -13,18 +13,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..snapshot import Section, Snapshot, UsageData
+from ..snapshot import Snapshot, UsageData, View
 from ._help import source
 
 
-def collect(snapshot: Snapshot, fresh: Mapping[str, Section]) -> Iterator[Metric]:
+def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """Requests, tokens by type, cost and budget per model."""
-    section = fresh.get("token_usage_daily")
+    section = view.current("token_usage_daily")
     if section is None or not isinstance(section.data, UsageData):
         return
     requests = GaugeMetricFamily(

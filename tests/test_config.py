@@ -1,0 +1,155 @@
+"""Config: defaults, overrides, and every kind of mistake named by key (exit 2 from check-config)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag_analytics_exporter import config
+from rag_analytics_exporter.config import ConfigError, from_mapping, load, parse_duration, resolve_password
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def keys_of(exc: ConfigError) -> list[str]:
+    return [key for key, _ in exc.details]
+
+
+def test_defaults():
+    cfg = from_mapping({}, env={})
+    assert cfg.refresh_interval == 60.0
+    assert cfg.lookback_days == 30
+    assert cfg.listen_port == 9841
+    assert cfg.max_data_age == 300.0
+
+
+def test_the_example_file_is_valid_and_matches_the_defaults():
+    assert load(REPO / "config.example.yml", env={}) == from_mapping({}, env={})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("60s", 60), ("5m", 300), ("1h", 3600), (30, 30),
+                                               ("2.5s", 2.5), ("1d", 86400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["abc", "-5s", "0", 0, "5 parsecs", True, None, [], "nan"])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize(("doc", "key", "reason"), [
+    ({"refresh": {"intervall": "60s"}}, "refresh.intervall", "unknown key"),
+    ({"refresher": {}}, "refresher", "unknown section"),
+    ({"refresh": {"interval": "soon"}}, "refresh.interval", "duration"),
+    ({"anomaly": {"lookback_days": "thirty"}}, "anomaly.lookback_days", "whole number"),
+    ({"anomaly": {"lookback_days": 1}}, "anomaly.lookback_days", "between"),
+    ({"limits": {"models": 1.5}}, "limits.models", "whole number"),
+    ({"web": {"listen_address": "9841"}}, "web.listen_address", "HOST:PORT"),
+    ({"refresh": "60s"}, "refresh", "mapping"),
+    ({"budgets": {"models": {"gpt-4o": "lots"}}}, "budgets.models", "number"),
+    ({"anomaly": {"lookback_days": 10, "min_baseline_days": 20}}, "anomaly.min_baseline_days", "more than"),
+    ({"refresh": {"interval": "60s", "max_data_age": "30s"}}, "refresh.max_data_age", "shorter"),
+    ({"database": {"statement_timeout": "2m"}}, "database.statement_timeout", "shorter"),
+])
+def test_mistakes_name_the_key_and_the_reason(doc, key, reason):
+    with pytest.raises(ConfigError) as caught:
+        from_mapping(doc, env={})
+    assert key in keys_of(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_every_mistake_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        from_mapping({"refresh": {"interval": "x", "bogus": 1}, "limits": {"tags": -1}}, env={})
+    assert sorted(keys_of(caught.value)) == ["limits.tags", "refresh.bogus", "refresh.interval"]
+
+
+def test_environment_overrides_the_file():
+    cfg = from_mapping({"refresh": {"interval": "60s"}},
+                       env={"RAG_EXPORTER_REFRESH_INTERVAL": "30s", "RAG_EXPORTER_LIMITS_TAGS": "7",
+                            "RAG_EXPORTER_DSN": "host=db"})
+    assert cfg.refresh_interval == 30.0
+    assert cfg.max_tags == 7
+    assert cfg.dsn == "host=db"
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(ConfigError) as caught:
+        from_mapping({}, env={"RAG_EXPORTER_LIMITS_TAGS": "many"})
+    assert keys_of(caught.value) == ["RAG_EXPORTER_LIMITS_TAGS"]
+
+
+def test_password_from_env_or_file_but_not_both(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    cfg = from_mapping({"database": {"password_file": str(secret)}}, env={})
+    assert resolve_password(cfg, env={}) == "s3cret"
+    assert resolve_password(from_mapping({}, env={}), env={config.PASSWORD_ENV: "x"}) == "x"
+    with pytest.raises(ConfigError) as caught:
+        from_mapping({"database": {"password_file": str(secret)}}, env={config.PASSWORD_ENV: "x"})
+    assert config.PASSWORD_ENV in keys_of(caught.value)
+
+
+def test_unreadable_password_file_is_a_config_error(tmp_path):
+    cfg = from_mapping({"database": {"password_file": str(tmp_path / "missing")}}, env={})
+    with pytest.raises(ConfigError, match="database.password_file"):
+        resolve_password(cfg, env={})
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag_analytics_exporter.cli", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_exits_0_on_the_example():
+    result = run_cli("check-config", str(REPO / "config.example.yml"))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_check_config_exits_2_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump({"refresh": {"interval": "fast"}, "limits": {"modles": 3}}))
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert "refresh.interval" in result.stderr
+    assert "limits.modles: unknown key" in result.stderr
+
+
+def test_check_config_exits_2_on_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("refresh: [unclosed\n")
+    assert run_cli("check-config", str(bad)).returncode == 2
+    assert run_cli("check-config", str(tmp_path / "nope.yml")).returncode == 2
+
+
+def test_serve_with_a_bad_config_exits_2_before_listening(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("web:\n  listen_address: nowhere\n")
+    result = run_cli("serve", "--config", str(bad))
+    assert result.returncode == 2
+    assert "web.listen_address" in result.stderr
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                    st.lists(st.integers(), max_size=2))
+
+
+@given(st.dictionaries(st.sampled_from(["database", "web", "refresh", "anomaly", "limits", "budgets", "bogus"]),
+                       st.one_of(_values, st.dictionaries(st.text(max_size=20), _values, max_size=4)),
+                       max_size=4))
+def test_any_document_is_either_a_config_or_a_config_error(doc):
+    try:
+        cfg = from_mapping(doc, env={})
+    except ConfigError as exc:
+        assert exc.details and all(key and reason for key, reason in exc.details)
+    else:
+        assert cfg.refresh_interval > 0

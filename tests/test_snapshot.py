@@ -1,0 +1,108 @@
+"""Snapshot builders without a server: capping, merging, and one golden exposition."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from prometheus_client.exposition import generate_latest
+
+from rag_analytics_exporter.collectors import build_registry
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import ChunkRead, TableRead
+from rag_analytics_exporter.snapshot import (
+    DAILY_BUILDERS,
+    OTHER,
+    Health,
+    Snapshot,
+    build_chunks,
+    build_latency,
+    frozen_mapping,
+    rank_labels,
+)
+
+GOLDEN = Path(__file__).parent / "golden" / "exposition.txt"
+TODAY = date(2026, 3, 31)
+NOW = datetime(2026, 3, 31, 12, 0, tzinfo=timezone.utc).timestamp()
+UPDATED = datetime(2026, 3, 31, 11, 58, tzinfo=timezone.utc)
+LATENCY_COLUMNS = ("date", "component", "request_count", "error_count", "avg_time_ms", "p50_time_ms",
+                   "p90_time_ms", "p95_time_ms", "p99_time_ms")
+
+
+def table(name: str, columns: tuple[str, ...], rows: list[tuple]) -> TableRead:
+    newest = max((r[0] for r in rows), default=None)
+    return TableRead(name, columns, tuple(rows), newest, UPDATED)
+
+
+def test_rank_labels_keeps_top_n_and_breaks_ties_by_name():
+    assert rank_labels({"a": 1, "b": 5, "c": 5, "d": 0}, 2) == {"b": "b", "c": "c", "a": OTHER, "d": OTHER}
+    assert rank_labels({"a": 1}, 5) == {"a": "a"}
+
+
+def test_merged_components_keep_a_weighted_mean_and_drop_percentiles():
+    rows = [(TODAY, "llm", 100, 1, 1000.0, 900.0, 1, 1, 2000.0),
+            (TODAY, "rerank", 10, 0, 200.0, 150.0, 1, 1, 300.0),
+            (TODAY, "cache", 30, 0, 100.0, 90.0, 1, 1, 120.0)]
+    section = build_latency(table("latency_metrics", LATENCY_COLUMNS, rows), NOW, TODAY, Config(max_components=1))
+    by_name = {c.component: c for c in section.data.components}
+    assert set(by_name) == {"llm", OTHER}
+    other = by_name[OTHER]
+    assert other.requests == 40
+    assert other.latency_seconds == {"mean": (10 * 0.2 + 30 * 0.1) / 40}
+    assert by_name["llm"].latency_seconds["p99"] == 2.0
+
+
+def test_a_day_without_traffic_has_requests_but_no_latency():
+    rows = [(TODAY, "llm", 0, 0, None, None, None, None, None)]
+    section = build_latency(table("latency_metrics", LATENCY_COLUMNS, rows), NOW, TODAY, Config())
+    (llm,) = section.data.components
+    assert llm.requests == 0 and dict(llm.latency_seconds) == {}
+
+
+def golden_snapshot() -> Snapshot:
+    config = Config(max_models=2, max_tags=2, max_patterns=2, model_daily_cost_budget_usd={"gpt-4o": 50.0})
+    yesterday = TODAY - timedelta(days=1)
+    latency = [(yesterday - timedelta(days=i), "llm", 100, 1, 1000.0 + 10 * (i % 3), None, None, None, None)
+               for i in range(1, 8)]
+    latency += [(yesterday, "llm", 100, 2, 1400.0, 1200.0, 1800.0, 2100.0, 3000.0),
+                (TODAY, "llm", 40, 1, 1100.0, 1000.0, 1500.0, 1700.0, 2500.0),
+                (TODAY, "search", 40, 0, 80.0, 70.0, 110.0, 130.0, 180.0)]
+    reads = {
+        "latency_metrics": table("latency_metrics", LATENCY_COLUMNS, latency),
+        "token_usage_daily": table(
+            "token_usage_daily",
+            ("date", "model_name", "request_count", "prompt_tokens", "completion_tokens", "total_tokens",
+             "estimated_cost_usd"),
+            [(TODAY, "gpt-4o", 10, 1000, 200, 1200, 0.5), (TODAY, "mini", 30, 3000, 600, 3600, 0.1),
+             (TODAY, "small-a", 1, 10, 2, 12, 0.001), (TODAY, "small-b", 1, 20, 4, 24, 0.002)]),
+        "citation_daily": table("citation_daily", ("date", "responses_total", "zero_citations", "one_citation",
+                                                   "two_citations", "three_plus_citations"),
+                                [(TODAY, 100, 10, 20, 30, 40)]),
+        "feedback_daily": table("feedback_daily", ("date", "positive_count", "negative_count"), [(TODAY, 9, 3)]),
+        "feedback_tags_daily": table("feedback_tags_daily", ("date", "tag", "positive_count", "negative_count"),
+                                     [(TODAY, "accurate", 5, 0), (TODAY, "too_long", 0, 2),
+                                      (TODAY, 'quote"tag', 1, 1), (TODAY, None, 1, 1)]),
+        "follow_up_patterns_daily": table(
+            "follow_up_patterns_daily",
+            ("date", "pattern", "frequency", "avg_response_time_ms", "feedback_count", "positive_feedback_count"),
+            [(TODAY, "clarification", 10, 2000.0, 4, 3), (TODAY, "rephrase", 5, None, 0, 0)]),
+    }
+    sections = {name: DAILY_BUILDERS[name](read, NOW, TODAY, config) for name, read in reads.items()}
+    sections["chunk_retrieval_stats"] = build_chunks(
+        ChunkRead(buckets=((-2, 1, 5.0, 1.0), (-1, 3, 0.0, 0.0), (7, 10, 100.0, 30.0), (9, 2, 50.0, 40.0)),
+                  top=(("c1", "d1", 40, 30, 0.95), ("c2", "d1", 25, 5, 0.71)), updated_at=UPDATED),
+        NOW)
+    health = Health(up=True, last_attempt=NOW, last_success=NOW, duration_seconds=0.25, refreshes=3,
+                    errors=frozen_mapping({"connection": 1, "query": 0}), skipped=0,
+                    table_up=frozen_mapping({name: True for name in sections}))
+    return Snapshot(sections=frozen_mapping(sections), health=health, refresh_interval=60.0, max_data_age=300.0)
+
+
+def test_golden_exposition():
+    snapshot = golden_snapshot()
+    body = generate_latest(build_registry(lambda: snapshot, clock=lambda: NOW)).decode()
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(body)
+    assert body == GOLDEN.read_text(), "exposition changed; if on purpose, rerun with UPDATE_GOLDEN=1 and review"
