@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import shutil
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from .config import Config
 from .db import init_db
@@ -77,46 +84,129 @@ def start_prometheus_stack(folder: Path, exporter_target: str) -> list[tuple[str
     alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     am_address = "127.0.0.1:9893"
     if alertmanager is not None:
-        _step(f"starting Alertmanager on {am_address}")
+        sink = WebhookSink("127.0.0.1", 9895, on_notification=print_notification)
+        _step(f"starting Alertmanager on {am_address}; notifications are printed here ({sink.url})")
         am_dir = folder / "alertmanager"
         am_dir.mkdir(exist_ok=True)
+        am_config = am_dir / "alertmanager.yml"
+        am_config.write_text(alertmanager_config(sink.url, fast=False))
         started.append(("alertmanager", f"http://{am_address}", subprocess.Popen(
-            [alertmanager, f"--config.file={REPO_ROOT / 'alerting' / 'alertmanager.yml'}",
-             f"--storage.path={am_dir}", f"--web.listen-address={am_address}",
-             "--cluster.listen-address="],
+            [alertmanager, f"--config.file={am_config}", f"--storage.path={am_dir / 'data'}",
+             f"--web.listen-address={am_address}", "--cluster.listen-address="],
             stdout=(am_dir / "log").open("w"), stderr=subprocess.STDOUT)))
     prom_address = "127.0.0.1:9890"
-    _step(f"starting Prometheus on {prom_address}")
     prom_dir = folder / "prometheus"
-    prom_dir.mkdir(exist_ok=True)
+    rules = write_scaled_rules(prom_dir / "rules", factor=DEMO_FOR_FACTOR)
+    _step(f"starting Prometheus on {prom_address} (alert 'for:' durations divided by {DEMO_FOR_FACTOR:g} "
+          "so the injected anomalies fire within a minute)")
     config_file = prom_dir / "prometheus.yml"
     config_file.write_text(prometheus_config(exporter_target, am_address if alertmanager else None,
-                                             scrape_interval="15s"))
+                                             interval="10s", rule_files=rules))
     started.append(("prometheus", f"http://{prom_address}/alerts", subprocess.Popen(
         [prometheus, f"--config.file={config_file}", f"--storage.tsdb.path={prom_dir / 'data'}",
          f"--web.listen-address={prom_address}"],
         stdout=(prom_dir / "log").open("w"), stderr=subprocess.STDOUT)))
-    time.sleep(0.5)
     return started
 
 
-def prometheus_config(exporter_target: str, alertmanager_target: str | None, scrape_interval: str) -> str:
-    """A Prometheus config scraping the exporter with the project's rules (YAML text)."""
-    rules = sorted(str(p) for p in (REPO_ROOT / "alerting" / "rules").glob("*.yml"))
-    lines = [
-        "global:",
-        f"  scrape_interval: {scrape_interval}",
-        f"  evaluation_interval: {scrape_interval}",
-        "rule_files:",
-        *(f"  - {rule}" for rule in rules),
-        "scrape_configs:",
-        "  - job_name: rag-analytics-exporter",
-        "    static_configs:",
-        f"      - targets: ['{exporter_target}']",
-    ]
-    if not rules:
-        lines[lines.index("rule_files:")] = "rule_files: []"
+DEMO_FOR_FACTOR = 30.0
+
+
+def prometheus_config(exporter_target: str, alertmanager_target: str | None, interval: str,
+                      rule_files: list[Path]) -> str:
+    """A Prometheus config scraping the exporter with the given rule files (YAML text)."""
+    document: dict[str, Any] = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(path) for path in rule_files],
+        "scrape_configs": [{"job_name": "rag-analytics-exporter",
+                            "static_configs": [{"targets": [exporter_target]}]}],
+    }
     if alertmanager_target:
-        lines += ["alerting:", "  alertmanagers:", "    - static_configs:",
-                  f"        - targets: ['{alertmanager_target}']"]
-    return "\n".join(lines) + "\n"
+        document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]}
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+_PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
+_PROM_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(duration: str) -> float:
+    return sum(int(n) * _PROM_UNITS[unit] for n, unit in _PROM_DURATION.findall(duration))
+
+
+def write_scaled_rules(destination: Path, factor: float) -> list[Path]:
+    """Copies of alerting/rules with every `for:` divided by factor (at least 1s); returns the files.
+
+    Only the waiting changes: expressions, labels and annotations are the committed ones.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sorted((REPO_ROOT / "alerting" / "rules").glob("*.yml")):
+        document = yaml.safe_load(source.read_text())
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = f"{max(1, round(_seconds(rule['for']) / factor))}s"
+        target = destination / source.name
+        target.write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
+        written.append(target)
+    return written
+
+
+def alertmanager_config(webhook_base: str, fast: bool) -> str:
+    """alerting/alertmanager.yml with its webhooks sent to webhook_base; fast shortens the timings."""
+    document = yaml.safe_load((REPO_ROOT / "alerting" / "alertmanager.yml").read_text())
+    for receiver in document["receivers"]:
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = webhook_base.rstrip("/") + "/" + webhook["url"].rsplit("/", 1)[1]
+    if fast:
+        document["route"].update(group_wait="1s", group_interval="2s")
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+class WebhookSink:
+    """A local Alertmanager webhook receiver: records every notification, optionally prints it."""
+
+    def __init__(self, host: str, port: int, on_notification: Callable[[str, dict[str, Any]], None] | None = None):
+        self.notifications: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                payload = json.loads(body)
+                receiver = self.path.strip("/")
+                with sink._lock:
+                    sink.notifications.append((receiver, payload))
+                if on_notification is not None:
+                    on_notification(receiver, payload)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def received(self) -> list[tuple[str, dict[str, Any]]]:
+        """A copy of the notifications so far, as (receiver path, payload)."""
+        with self._lock:
+            return list(self.notifications)
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def print_notification(receiver: str, payload: dict[str, Any]) -> None:
+    """Show a notification the way an on-call person would first see it."""
+    for alert in payload.get("alerts", []):
+        labels = alert["labels"]
+        target = labels.get("component") or labels.get("model") or labels.get("table") or ""
+        print(f"  [{receiver}] {alert['status'].upper():8} {labels.get('alertname')} "
+              f"{labels.get('severity', '')} {target}: {alert['annotations'].get('summary', '')}", flush=True)

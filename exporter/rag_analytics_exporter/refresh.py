@@ -97,7 +97,7 @@ class Refresher:
         self._snapshot = Snapshot(sections=frozen_mapping(sections), health=health,
                                   refresh_interval=previous.refresh_interval, max_data_age=previous.max_data_age)
         if ok:
-            log.info("refresh ok in %.3fs", finished - started)
+            log.debug("refresh ok in %.3fs", finished - started)
         return self._snapshot
 
 
