@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -19,6 +21,7 @@ from .config import Config, ConfigError
 from .db import Database
 from .refresh import Refresher, start_scheduler
 from .server import Exposition, MetricsServer, serve_in_thread
+from .webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
 
@@ -43,6 +46,8 @@ def _load_config(args: argparse.Namespace) -> Config:
     overrides = {}
     if getattr(args, "dsn", None):
         overrides["dsn"] = args.dsn
+    if getattr(args, "web_config_file", None):
+        overrides["web_config_file"] = args.web_config_file
     if getattr(args, "listen_address", None):
         host, port = config_module.parse_listen_address(args.listen_address)
         overrides["listen_host"], overrides["listen_port"] = host, port
@@ -63,22 +68,33 @@ class Running:
         """The port the server listens on (useful when it was asked for port 0)."""
         return self.server.server_address[1]
 
-    def stop(self) -> None:
-        """Stop serving, cancel a refresh in flight, close the connection."""
+    def stop(self, timeout: float = 4.0) -> bool:
+        """Stop serving (scrapes in flight finish), cancel a refresh in flight, close the connection.
+
+        Returns False when a refresh was still stuck at the deadline (say, on a dead network
+        path, where even the cancel request cannot reach the server); the connection is then
+        left to the process exit rather than closed under the refresh's feet.
+        """
+        deadline = time.monotonic() + timeout
         self.server.shutdown()
+        self.server.drain(max(0.0, deadline - time.monotonic()))
         self.server.server_close()
+        self.scheduler.shutdown(wait=False)
         self.database.cancel()
-        self.scheduler.shutdown(wait=True)
+        if not self.refresher.wait_idle(max(0.0, deadline - time.monotonic())):
+            log.warning("a refresh is still running at shutdown; exiting without waiting for it")
+            return False
         self.database.close()
+        return True
 
 
-def start_exporter(config: Config, password: str | None) -> Running:
+def start_exporter(config: Config, password: str | None, web: WebConfig | None = None) -> Running:
     """Start the refresh schedule and the HTTP server; returns once both run."""
     database = Database(config.dsn, password=password, application_name=config.application_name,
                         connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
                         lock_timeout=config.lock_timeout)
     refresher = Refresher(database, config)
-    server = MetricsServer((config.listen_host, config.listen_port), Exposition(lambda: refresher.snapshot))
+    server = MetricsServer((config.listen_host, config.listen_port), Exposition(lambda: refresher.snapshot), web)
     serve_in_thread(server)
     scheduler = start_scheduler(refresher, config.refresh_interval)
     return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)
@@ -96,17 +112,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
         password = config_module.resolve_password(config)
+        web = load_web_config(config.web_config_file) if config.web_config_file else None
     except ConfigError as exc:
         return _config_error(exc)
     try:
-        running = start_exporter(config, password)
+        running = start_exporter(config, password, web)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port, exc.strerror)
         return 1
-    log.info("listening on %s:%d, refreshing every %gs", config.listen_host, running.port, config.refresh_interval)
+    log.info("listening on %s:%d (%s), refreshing every %gs", config.listen_host, running.port,
+             "TLS" if web and web.tls else "plain HTTP", config.refresh_interval)
     wait_for_signal()
     log.info("shutting down")
-    running.stop()
+    if not running.stop():
+        logging.shutdown()
+        os._exit(0)  # the stuck refresh thread would otherwise hold the interpreter's exit
+    log.info("stopped")
     return 0
 
 
@@ -179,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = with_db(commands.add_parser("serve", help="serve /metrics"))
     serve.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT")
+    serve.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                       help="exporter-toolkit web config: TLS and basic auth")
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser("check-config", help="validate a config file; exit 0 if valid, 2 if not")

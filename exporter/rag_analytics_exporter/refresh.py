@@ -30,6 +30,8 @@ class Refresher:
         self._skipped = 0
         self._lock = threading.Lock()  # guards _skipped only; readers never take it
         self._last_chunk_read: float | None = None
+        self._idle = threading.Event()
+        self._idle.set()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -42,8 +44,19 @@ class Refresher:
             self._skipped += 1
         log.warning("refresh skipped: the previous refresh is still running")
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to timeout seconds for a refresh in progress to end; True if none is running."""
+        return self._idle.wait(timeout)
+
     def refresh(self) -> Snapshot:
         """Read the database once and publish the resulting snapshot; never raises for database trouble."""
+        self._idle.clear()
+        try:
+            return self._refresh()
+        finally:
+            self._idle.set()
+
+    def _refresh(self) -> Snapshot:
         started = self._clock()
         previous = self._snapshot
         today = datetime.fromtimestamp(started, timezone.utc).date()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +18,14 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 
 from .collectors import build_registry
 from .snapshot import Snapshot
+from .webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
+
+# A client gets this long to finish its TLS handshake, and then to send each part of its
+# request; one that stalls is dropped. Each connection has its own thread, so a stalled
+# client never holds up another scrape.
+CLIENT_TIMEOUT_SECONDS = 5.0
 
 _LANDING = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>RAG analytics exporter</title></head>
@@ -69,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: MetricsServer
     server_version = "rag-analytics-exporter"
     sys_version = ""
-    timeout = 10  # a client that stalls mid-request is dropped, not waited on forever
+    timeout = CLIENT_TIMEOUT_SECONDS
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._respond(send_body=True)
@@ -78,31 +85,30 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(send_body=False)
 
     def _method_not_allowed(self) -> None:
-        self.send_response(405)
-        self.send_header("Allow", "GET, HEAD")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._send(405, b"405 method not allowed\n", {"Allow": "GET, HEAD"}, send_body=True)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed  # noqa: N815
 
     def _respond(self, send_body: bool) -> None:
+        if not self.server.auth.check(self.headers.get("Authorization")):
+            self._send(401, b"401 unauthorized\n",
+                       {"WWW-Authenticate": 'Basic realm="rag-analytics-exporter", charset="UTF-8"'}, send_body)
+            return
         path = self.path.split("?", 1)[0]
-        headers: dict[str, str] = {}
         if path == "/metrics":
             gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-            body = self.server.exposition.body(gzipped)
-            headers["Content-Type"] = CONTENT_TYPE_PLAIN_0_0_4
-            if gzipped:
-                headers["Content-Encoding"] = "gzip"
-            status = 200
+            headers = {"Content-Type": CONTENT_TYPE_PLAIN_0_0_4} | ({"Content-Encoding": "gzip"} if gzipped else {})
+            self._send(200, self.server.exposition.body(gzipped), headers, send_body)
         elif path == "/":
-            status, body, headers["Content-Type"] = 200, _LANDING, "text/html; charset=utf-8"
+            self._send(200, _LANDING, {"Content-Type": "text/html; charset=utf-8"}, send_body)
         elif path == "/-/healthy":
-            status, body, headers["Content-Type"] = 200, b"OK\n", "text/plain; charset=utf-8"
+            self._send(200, b"OK\n", {}, send_body)
         else:
-            status, body, headers["Content-Type"] = 404, b"404 page not found\n", "text/plain; charset=utf-8"
+            self._send(404, b"404 page not found\n", {}, send_body)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str], send_body: bool) -> None:
         self.send_response(status)
-        for name, value in headers.items():
+        for name, value in ({"Content-Type": "text/plain; charset=utf-8"} | self.server.headers | headers).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -114,17 +120,48 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class MetricsServer(ThreadingHTTPServer):
-    """A threading HTTP server whose shutdown waits for in-flight requests to finish."""
+    """A threading HTTP(S) server: TLS handshakes run in the connection's own thread, with a timeout."""
 
-    daemon_threads = False
-    block_on_close = True
+    daemon_threads = True
+    block_on_close = False  # shutdown waits for requests in flight via drain(), not for idle clients
     request_queue_size = 128  # 50 scrapers arriving at once must not overflow the listen backlog
 
-    def __init__(self, address: tuple[str, int], exposition: Exposition):
+    def __init__(self, address: tuple[str, int], exposition: Exposition, web: WebConfig | None = None):
+        web = web or WebConfig()
         self.exposition = exposition
+        self.tls = web.tls
+        self.headers = dict(web.headers)
+        self.auth = BasicAuth(web.users)
+        self._in_flight = 0
+        self._idle = threading.Condition()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # The accept loop hands over the plain socket; the handshake happens here, so a
+        # client that connects and never says hello only ever blocks its own thread.
+        if self.tls is not None:
+            try:
+                request.settimeout(CLIENT_TIMEOUT_SECONDS)
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                log.debug("TLS handshake with %s failed: %s", client_address, exc)
+                self.shutdown_request(request)
+                return
+        with self._idle:
+            self._in_flight += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to timeout seconds for the connections being served to finish; True if they did."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
 def serve_in_thread(server: MetricsServer) -> threading.Thread:
