@@ -271,13 +271,15 @@ def test_dirty_data_never_breaks_a_refresh_or_the_exposition(dsn, promtool):
                 (TODAY, name, 10 + i, 100.0, 200.0))
     execute(dsn, "INSERT INTO latency_metrics VALUES "
                  "(%s, 'nan', 10, 0, 'NaN', 1, 1, 1, 1, now()), (%s, 'inf', 10, 0, 'Infinity', 1, 1, 1, 1, now()), "
-                 "(%s, 'neg', -10, 0, 5, 1, 1, 1, 1, now()), (%s, 'huge', 9223372036854775807, 0, 1e300, 1, 1, 1, 1, now())",
+                 "(%s, 'neg', -10, 0, 5, 1, 1, 1, 1, now()), "
+                 "(%s, 'huge', 9223372036854775807, 0, 1e300, 1, 1, 1, 1, now())",
             (TODAY,) * 4)
     execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'm', 1, 1, 1, 2, 'NaN', now()), "
                  "(%s, 'ok', 1, 1, 1, 2, 0.5, now()), (%s, 'future', 1, 1, 1, 2, 0.5, now())",
             (TODAY, TODAY, datetime(2999, 1, 1).date()))
     execute(dsn, "INSERT INTO chunk_retrieval_stats (chunk_id, document_id, retrieval_count, citation_count,"
-                 " avg_relevance) VALUES ('a', 'd', 5, 1, 'NaN'), ('b', 'd', 5, 1, '-Infinity'), ('c', 'd', -1, 0, 0.5),"
+                 " avg_relevance) VALUES ('a', 'd', 5, 1, 'NaN'), ('b', 'd', 5, 1, '-Infinity'),"
+                 " ('c', 'd', -1, 0, 0.5),"
                  " (repeat('z', 10000), repeat('y', 10000), 50, 5, 0.9)")
     config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0)
     running = start_exporter(config, password=None)
@@ -292,7 +294,8 @@ def test_dirty_data_never_breaks_a_refresh_or_the_exposition(dsn, promtool):
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     assert families["rag_exporter_up"].samples[0].value == 1
     assert len(families["rag_feedback_tag"].samples) == 2 * (config.max_tags + 1)
-    rejected = {(s.labels["table"], s.labels["reason"]): s.value for s in families["rag_exporter_rows_rejected"].samples}
+    rejected = {(s.labels["table"], s.labels["reason"]): s.value
+                for s in families["rag_exporter_rows_rejected"].samples}
     assert rejected[("latency_metrics", "empty_key")] == 2
     assert rejected[("latency_metrics", "non_finite")] == 2
     assert rejected[("latency_metrics", "negative_value")] == 1
