@@ -129,7 +129,9 @@ class Database:
     def _connect(self) -> psycopg2.extensions.connection:
         timeout_ms = int(self._statement_timeout * 1000)
         # Keepalives and tcp_user_timeout bound how long a dead network path can hold a
-        # refresh: without them a dropped connection blocks until the kernel gives up.
+        # refresh: without them a dropped connection blocks until the kernel gives up
+        # (about 15 minutes of retransmissions). Data unacknowledged for connect_timeout
+        # means the path is dead; a long query leaves nothing unacknowledged, so it is safe.
         conn = psycopg2.connect(
             self._dsn,
             password=self._password,
@@ -139,7 +141,7 @@ class Database:
             keepalives_idle=max(1, math.ceil(self._connect_timeout)),
             keepalives_interval=max(1, math.ceil(self._connect_timeout / 3)),
             keepalives_count=3,
-            tcp_user_timeout=timeout_ms + int(self._connect_timeout * 1000),
+            tcp_user_timeout=int(self._connect_timeout * 1000),
         )
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
         with conn.cursor() as cur:
