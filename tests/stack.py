@@ -91,6 +91,7 @@ class Prometheus(Process):
                  interval: str = "1s", extra_args: list[str] | None = None):
         binary = require_binary("prometheus")
         folder.mkdir(parents=True, exist_ok=True)
+        self.data = folder / "data"
         config = folder / "prometheus.yml"
         config.write_text(prometheus_config(target, alertmanager, interval=interval, rule_files=rule_files))
         self.address = f"127.0.0.1:{free_port()}"

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -169,9 +169,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
         dsn, password = _dsn(args)
     except ConfigError as exc:
         return _config_error(exc)
-    at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+    at = _parse_at(args.at)
     try:
         counts = seed(dsn, scale=DemoScale(days=args.days, chunks=args.chunks), seed_value=args.seed, at=at,
                       anomalies=not args.no_anomalies, replace=args.replace, password=password)
@@ -181,6 +179,34 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     for table, count in counts.items():
         print(f"{table}: {count} rows")
     return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .backfill import backfill
+
+    try:
+        config = _load_config(args)
+        password = config_module.resolve_password(config)
+    except ConfigError as exc:
+        return _config_error(exc)
+    at = _parse_at(args.at)
+    since = date.fromisoformat(args.since) if args.since else at.date() - timedelta(days=args.days)
+    started = time.monotonic()
+    host = "localhost" if config.listen_host in ("", "0.0.0.0", "::") else config.listen_host
+    instance = args.instance or f"{host}:{config.listen_port}"
+    stats = backfill(config.dsn, password, config, since, Path(args.output), at=at, step_seconds=args.step,
+                     target={"job": args.job, "instance": instance})
+    print(f"{args.output}: {stats['days']} days, {stats['families']} families, {stats['samples']} samples "
+          f"in {time.monotonic() - started:.1f}s")
+    print(f"next: promtool tsdb create-blocks-from openmetrics {args.output} DATA_DIR  (see docs/backfill.md)")
+    return 0
+
+
+def _parse_at(text: str | None) -> datetime:
+    at = datetime.fromisoformat(text) if text else datetime.now(timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -230,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--no-anomalies", action="store_true", help="leave out the injected anomalies")
     seed.add_argument("--replace", action="store_true", help="overwrite tables that already hold rows")
     seed.set_defaults(func=cmd_seed_demo)
+
+    back = with_db(commands.add_parser("backfill", help="write history as OpenMetrics for promtool tsdb "
+                                                        "create-blocks-from openmetrics", parents=[common]))
+    span = back.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, default=60, help="days of history before today (default 60)")
+    span.add_argument("--since", metavar="YYYY-MM-DD", help="first day of history")
+    back.add_argument("--output", required=True, metavar="FILE")
+    back.add_argument("--step", type=int, default=3600, metavar="SECONDS",
+                      help="spacing of samples within a day (default 3600; must divide 86400)")
+    back.add_argument("--at", help="ISO timestamp taken as 'now' (default: the current time)")
+    back.add_argument("--job", default="rag-analytics-exporter",
+                      help="the job label Prometheus gives the exporter's series (default rag-analytics-exporter)")
+    back.add_argument("--instance", help="the instance label Prometheus gives them: the scrape target, as in "
+                                         "exporter:9841 (default: the listen address)")
+    back.set_defaults(func=cmd_backfill)
 
     demo = commands.add_parser("demo", help="embedded PostgreSQL + demo data + exporter (+ Prometheus, "
                                             "Alertmanager when installed)", parents=[common])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -73,6 +74,9 @@ _NEWEST_DAY_QUERIES = {
         "date, pattern, frequency, avg_response_time_ms, feedback_count, positive_feedback_count"
     ),
 }
+
+# Tables read over the scoring window; the others are read for their newest day only.
+WINDOWED_TABLES = tuple(_WINDOW_QUERIES)
 
 _FRESHNESS_SQL = "SELECT max(date) FILTER (WHERE date <= %(today)s), max(updated_at) FROM {table}"
 
@@ -232,7 +236,7 @@ def _read_daily(cur: psycopg2.extensions.cursor, table: str, today: date, since:
         cur.execute(f"SELECT {columns} FROM {table} WHERE date = %(newest)s", {"newest": newest_date})
     return TableRead(
         table=table,
-        columns=tuple(c.strip() for c in columns.split(",")),
+        columns=columns_of(table),
         rows=tuple(cur.fetchall()),
         newest_date=newest_date,
         updated_at=updated_at,
@@ -272,3 +276,32 @@ def init_db(dsn: str, password: str | None = None) -> None:
             cur.execute(schema_sql())
     finally:
         conn.close()
+
+
+def columns_of(table: str) -> tuple[str, ...]:
+    """The columns the exporter reads from a daily table, in order."""
+    columns = _WINDOW_QUERIES.get(table) or _NEWEST_DAY_QUERIES[table]
+    return tuple(c.strip() for c in columns.split(","))
+
+
+def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, until: date
+                ) -> Iterator[tuple[date, list[tuple[Any, ...]]]]:
+    """(day, rows) of a daily table from since to until, oldest first, read through a server-side cursor.
+
+    Only one day's rows are held at a time, so history of any length streams in constant memory.
+    """
+    columns = ", ".join(columns_of(table))
+    with conn.cursor(name=f"stream_{table}") as cur:
+        cur.itersize = 10_000
+        cur.execute(f"SELECT {columns} FROM {table} WHERE date BETWEEN %(since)s AND %(until)s ORDER BY date",
+                    {"since": since, "until": until})
+        day: date | None = None
+        rows: list[tuple[Any, ...]] = []
+        for row in cur:
+            if row[0] != day and rows:
+                yield day, rows  # type: ignore[misc]
+                rows = []
+            day = row[0]
+            rows.append(row)
+        if rows:
+            yield day, rows  # type: ignore[misc]

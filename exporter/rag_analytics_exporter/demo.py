@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .backfill import backfill
 from .config import Config
 from .db import init_db
 from .seed import DemoScale, seed
@@ -53,12 +55,14 @@ def run_demo(args: argparse.Namespace) -> int:
     config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=args.port, refresh_interval=15.0,
                     chunk_refresh_interval=60.0, max_data_age=120.0, statement_timeout=5.0)
     running = start_exporter(config, password=None)
-    processes = [] if args.no_prometheus else start_prometheus_stack(folder, f"127.0.0.1:{running.port}")
-    print(f"\n  exporter:     http://127.0.0.1:{running.port}/metrics", flush=True)
-    for name, url, _ in processes:
-        print(f"  {name + ':':13} {url}", flush=True)
-    print("\nCtrl-C stops everything.", flush=True)
+    processes: list[tuple[str, str, subprocess.Popen]] = []
     try:
+        if not args.no_prometheus:
+            start_prometheus_stack(folder, f"127.0.0.1:{running.port}", dsn, args.days - 1, processes)
+        print(f"\n  exporter:     http://127.0.0.1:{running.port}/metrics", flush=True)
+        for name, url, _ in processes:
+            print(f"  {name + ':':13} {url}", flush=True)
+        print("\nCtrl-C stops everything.", flush=True)
         wait_for_signal()
     finally:
         _step("stopping")
@@ -73,14 +77,33 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_prometheus_stack(folder: Path, exporter_target: str) -> list[tuple[str, str, subprocess.Popen]]:
-    """Start Prometheus and Alertmanager when their binaries are installed; say so when not."""
+def backfill_history(dsn: str, data: Path, days: int, instance: str) -> None:
+    """Give a new Prometheus the demo's history: backfill, then promtool builds the TSDB blocks."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("    (promtool not found: Prometheus starts without history)", flush=True)
+        return
+    _step(f"backfilling {days} days of history into Prometheus (backfill + promtool tsdb create-blocks)")
+    data.parent.mkdir(parents=True, exist_ok=True)
+    history = data.parent / "history.om"
+    today = datetime.now(timezone.utc).date()
+    stats = backfill(dsn, None, Config(dsn=dsn), today - timedelta(days=days), history,
+                     target={"job": "rag-analytics-exporter", "instance": instance})
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
+                    str(history), str(data)], check=True, stdout=subprocess.DEVNULL)
+    print(f"    {stats['samples']} samples over {stats['days']} days", flush=True)
+    history.unlink()
+
+
+def start_prometheus_stack(folder: Path, exporter_target: str, dsn: str, days: int,
+                           started: list[tuple[str, str, subprocess.Popen]]) -> None:
+    """Start Prometheus and Alertmanager when their binaries are installed, adding each to `started`
+    as soon as it runs (so that a failure later still stops it)."""
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         print("    (Prometheus is not installed: apt-get install prometheus prometheus-alertmanager "
               "to see the alerts fire; the exporter runs without it)", flush=True)
-        return []
-    started = []
+        return
     alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     am_address = "127.0.0.1:9893"
     if alertmanager is not None:
@@ -96,6 +119,8 @@ def start_prometheus_stack(folder: Path, exporter_target: str) -> list[tuple[str
             stdout=(am_dir / "log").open("w"), stderr=subprocess.STDOUT)))
     prom_address = "127.0.0.1:9890"
     prom_dir = folder / "prometheus"
+    if not (prom_dir / "data").exists():
+        backfill_history(dsn, prom_dir / "data", days=days, instance=exporter_target)
     rules = write_scaled_rules(prom_dir / "rules", factor=DEMO_FOR_FACTOR)
     _step(f"starting Prometheus on {prom_address} (alert 'for:' durations divided by {DEMO_FOR_FACTOR:g} "
           "so the injected anomalies fire within a minute)")
@@ -104,9 +129,8 @@ def start_prometheus_stack(folder: Path, exporter_target: str) -> list[tuple[str
                                              interval="10s", rule_files=rules))
     started.append(("prometheus", f"http://{prom_address}/alerts", subprocess.Popen(
         [prometheus, f"--config.file={config_file}", f"--storage.tsdb.path={prom_dir / 'data'}",
-         f"--web.listen-address={prom_address}"],
+         f"--web.listen-address={prom_address}", "--storage.tsdb.retention.time=400d"],
         stdout=(prom_dir / "log").open("w"), stderr=subprocess.STDOUT)))
-    return started
 
 
 DEMO_FOR_FACTOR = 30.0

@@ -1,0 +1,117 @@
+"""Backfill: the OpenMetrics file, promtool, a real Prometheus on the blocks, and live equality."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from conftest import query
+from rag_analytics_exporter.backfill import backfill
+from rag_analytics_exporter.collectors import build_registry
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import Database
+from rag_analytics_exporter.refresh import Refresher
+from rag_analytics_exporter.seed import DemoScale, seed
+from stack import Prometheus
+
+NOW = datetime.now(timezone.utc)
+TARGET = {"job": "rag-analytics-exporter", "instance": "exporter:9841"}
+TODAY = NOW.date()
+
+
+def midnight(day: date) -> float:
+    return datetime.combine(day, time(), tzinfo=timezone.utc).timestamp()
+
+
+@pytest.fixture
+def seeded(dsn):
+    seed(dsn, scale=DemoScale(days=45, chunks=500), at=NOW)
+    return dsn
+
+
+def test_file_format(seeded, tmp_path):
+    output = tmp_path / "history.om"
+    stats = backfill(seeded, None, Config(dsn=seeded), TODAY - timedelta(days=10), output, at=NOW,
+                     target=TARGET)
+    text = output.read_text()
+    assert text.endswith("# EOF\n")
+    assert stats["days"] >= 10 and stats["samples"] > 1000
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert len(names) == len(set(names)), "each family once"
+    assert not any(n.startswith(("rag_exporter_", "rag_table_", "rag_chunk")) for n in names)
+    last_allowed = (NOW - timedelta(hours=3)).timestamp()
+    previous: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, stamp = line.rpartition(" ")
+        assert stamp.isdigit(), f"timestamp in whole seconds: {line}"
+        assert int(stamp) <= last_allowed, "nothing inside the last 3 hours"
+        key = series.rpartition(" ")[0]
+        assert int(stamp) > previous.get(key, 0), f"timestamps increase per series: {line}"
+        previous[key] = int(stamp)
+        assert int(stamp) % 3600 == 60, "one minute past the hour, never on midnight"
+
+
+def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path):
+    """Today's backfilled samples carry exactly what /metrics serves today."""
+    at = min(NOW + timedelta(hours=4), datetime.combine(TODAY, time(23, 59, 59), tzinfo=timezone.utc))
+    output = tmp_path / "history.om"
+    backfill(seeded, None, Config(dsn=seeded), TODAY - timedelta(days=2), output, at=at, target=TARGET)
+    backfilled = {}
+    for family in text_string_to_metric_families(output.read_text()):
+        for sample in family.samples:
+            if float(sample.timestamp) >= midnight(TODAY):
+                labels = {k: v for k, v in sample.labels.items() if k not in TARGET}
+                assert {k: sample.labels[k] for k in TARGET} == TARGET
+                backfilled[(sample.name, tuple(sorted(labels.items())))] = sample.value
+    refresher = Refresher(Database(seeded, password=None, application_name="t", connect_timeout=2,
+                                   statement_timeout=5, lock_timeout=1), Config(dsn=seeded))
+    refresher.refresh()
+    live = {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in build_registry(lambda: refresher.snapshot).collect() for s in family.samples
+            if not s.name.startswith(("rag_exporter_", "rag_table_", "rag_chunk", "rag_top_chunk"))}
+    assert backfilled.keys() == live.keys()
+    for key, value in live.items():
+        assert backfilled[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_prometheus_serves_the_backfilled_history_day_by_day(seeded, tmp_path, promtool):
+    output = tmp_path / "history.om"
+    backfill(seeded, None, Config(dsn=seeded), TODAY - timedelta(days=40), output, at=NOW, target=TARGET)
+    data = tmp_path / "prom" / "data"
+    result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
+                             str(output), str(data)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    prometheus = Prometheus(tmp_path / "prom", "127.0.0.1:9", [], extra_args=["--storage.tsdb.retention.time=400d"])
+    try:
+        days = [TODAY - timedelta(days=i) for i in range(30, 0, -1)]
+        # Daily totals: max_over_time over each UTC day, as the dashboards draw them.
+        series = prometheus.query_range('max_over_time(rag_model_tokens{model="gpt-4o",token_type="prompt"}[1d])',
+                                        midnight(days[0]) + 86400, midnight(days[-1]) + 86400, 86400)
+        got = {datetime.fromtimestamp(t - 86400, timezone.utc).date(): float(v) for t, v in series[0]["values"]}
+        expected = dict(query(seeded, "SELECT date, prompt_tokens::float FROM token_usage_daily "
+                                      "WHERE model_name = 'gpt-4o' AND date BETWEEN %s AND %s", (days[0], days[-1])))
+        assert got == expected
+        # A percentile at noon of each day equals the row of that day.
+        for day in days[::7]:
+            (sample,) = prometheus.query('last_over_time(rag_component_latency_seconds'
+                                         '{component="llm",statistic="p95"}[1h])', at=midnight(day) + 12 * 3600)
+            (ms,) = query(seeded, "SELECT p95_time_ms FROM latency_metrics WHERE component = 'llm' AND date = %s",
+                          (day,))[0]
+            assert float(sample["value"][1]) == pytest.approx(ms / 1000, rel=1e-12)
+        # The z-score served on a day scores the day before against the 30 before that.
+        day = days[-5]
+        rows = dict(query(seeded, "SELECT date, avg_time_ms FROM latency_metrics WHERE component = 'search' "
+                                  "AND date BETWEEN %s AND %s", (day - timedelta(days=31), day - timedelta(days=1))))
+        scored, baseline = rows.pop(day - timedelta(days=1)), list(rows.values())
+        spread = max(statistics.stdev(baseline), 0.01 * statistics.mean(baseline))
+        (sample,) = prometheus.query('last_over_time(rag_component_latency_zscore{component="search"}[1h])',
+                                     at=midnight(day) + 6 * 3600)
+        assert float(sample["value"][1]) == pytest.approx((scored - statistics.mean(baseline)) / spread, rel=1e-9)
+    finally:
+        prometheus.stop()
