@@ -84,7 +84,7 @@ def test_prometheus_serves_the_backfilled_history_day_by_day(seeded, tmp_path, p
     output = tmp_path / "history.om"
     backfill(seeded, None, Config(dsn=seeded), TODAY - timedelta(days=40), output, at=NOW, target=TARGET)
     data = tmp_path / "prom" / "data"
-    result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
+    result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
                              str(output), str(data)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     prometheus = Prometheus(tmp_path / "prom", "127.0.0.1:9", [], extra_args=["--storage.tsdb.retention.time=400d"])

@@ -89,7 +89,7 @@ def backfill_history(dsn: str, data: Path, days: int, instance: str) -> None:
     today = datetime.now(timezone.utc).date()
     stats = backfill(dsn, None, Config(dsn=dsn), today - timedelta(days=days), history,
                      target={"job": "rag-analytics-exporter", "instance": instance})
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
                     str(history), str(data)], check=True, stdout=subprocess.DEVNULL)
     print(f"    {stats['samples']} samples over {stats['days']} days", flush=True)
     history.unlink()
