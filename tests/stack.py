@@ -105,6 +105,11 @@ class Prometheus(Process):
         assert body["status"] == "success", body
         return body["data"]["result"]
 
+    def label_values(self, label: str, metric: str) -> list[str]:
+        params = urllib.parse.urlencode({"match[]": metric})
+        body = http_json(f"http://{self.address}/api/v1/label/{label}/values?{params}")
+        return sorted(body["data"])
+
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
         params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
         body = http_json(f"http://{self.address}/api/v1/query_range?{urllib.parse.urlencode(params)}")

@@ -32,6 +32,10 @@ def emitted(pg_server, tmp_path_factory) -> set[str]:
     dsn = pg_server.get_uri(database="drift")
     init_db(dsn)
     seed(dsn, scale=DemoScale(days=40, chunks=2000))
+    # One bad row, so that rag_exporter_rows_rejected (emitted only when rows are rejected) appears too.
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO token_usage_daily VALUES (current_date, 'broken', -1, 0, 0, 0, 0, now())")
+    conn.close()
     config = Config(dsn=dsn, default_daily_cost_budget_usd=100.0)
     refresher = Refresher(Database(dsn, password=None, application_name="drift", connect_timeout=2,
                                    statement_timeout=5, lock_timeout=1), config)
@@ -68,3 +72,25 @@ def test_every_emitted_family_is_documented(emitted):
     missing = {name.removesuffix("_total") for name in emitted if name.startswith("rag_")
                and name.removesuffix("_total") not in documented and name not in documented}
     assert not missing, f"families missing from docs/metrics.md: {sorted(missing)}"
+
+
+def names_in_dashboards() -> set[str]:
+    import json
+
+    names = set()
+    for path in (REPO / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                names |= set(_NAME.findall(target["expr"]))
+                names |= set(re.findall(r"\b((?:process|scrape)_[a-z_]+)\b", target["expr"]))
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            names |= set(_NAME.findall(str(variable.get("query", ""))))
+    return names
+
+
+def test_dashboards_name_only_emitted_recorded_or_builtin_metrics(emitted):
+    builtin = {"scrape_duration_seconds", "scrape_samples_scraped", "process_resident_memory_bytes",
+               "process_cpu_seconds_total"}
+    unknown = names_in_dashboards() - emitted - recorded() - builtin
+    assert not unknown, f"dashboards use metrics nobody produces: {sorted(unknown)}"
+    assert "process_resident_memory_bytes" not in emitted  # the live part of /metrics, not the snapshot

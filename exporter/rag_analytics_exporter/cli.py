@@ -163,7 +163,7 @@ def cmd_init_db(args: argparse.Namespace) -> int:
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    from .seed import DemoScale, seed
+    from .seed import DemoScale, TablesNotEmpty, seed
 
     try:
         dsn, password = _dsn(args)
@@ -173,7 +173,10 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     try:
         counts = seed(dsn, scale=DemoScale(days=args.days, chunks=args.chunks), seed_value=args.seed, at=at,
                       anomalies=not args.no_anomalies, replace=args.replace, password=password)
-    except RuntimeError as exc:
+    except TablesNotEmpty as exc:
+        if args.skip_if_present:
+            print(f"seed-demo: {exc}; nothing to do")
+            return 0
         print(f"seed-demo: {exc}", file=sys.stderr)
         return 1
     for table, count in counts.items():
@@ -255,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--at", help="ISO timestamp taken as 'now' (default: the current time)")
     seed.add_argument("--no-anomalies", action="store_true", help="leave out the injected anomalies")
     seed.add_argument("--replace", action="store_true", help="overwrite tables that already hold rows")
+    seed.add_argument("--skip-if-present", action="store_true",
+                      help="do nothing (exit 0) when the tables already hold rows, e.g. on a restart")
     seed.set_defaults(func=cmd_seed_demo)
 
     back = with_db(commands.add_parser("backfill", help="write history as OpenMetrics for promtool tsdb "

@@ -41,6 +41,10 @@ _Z = {"p50": 0.0, "p90": 1.2815515655, "p95": 1.6448536270, "p99": 2.3263478740}
 ANOMALY_COMPONENT, ANOMALY_MODEL, ERROR_COMPONENT = "llm", "gpt-4o", "search"
 
 
+class TablesNotEmpty(Exception):
+    """seed-demo found rows and was not told to replace them."""
+
+
 @dataclass(frozen=True)
 class DemoScale:
     """How much data to make; the demo default, or larger for the benchmark."""
@@ -168,7 +172,7 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
                 for table in TABLES:
                     cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
                     if cur.fetchone()[0]:
-                        raise RuntimeError(f"table {table} already holds rows; pass --replace to overwrite them")
+                        raise TablesNotEmpty(f"table {table} already holds rows; pass --replace to overwrite them")
             cur.execute(f"TRUNCATE {', '.join(TABLES)}")
             for table, table_rows in rows.items():
                 buffer = io.StringIO()
