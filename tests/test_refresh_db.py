@@ -237,3 +237,28 @@ def test_chunk_aggregates_match_independent_sql(dsn):
     assert sample(refresher, "rag_top_chunk_retrievals", {"chunk_id": "c199", "document_id": "d1"}) == 597
     assert sample(refresher, "rag_top_chunk_citation_ratio", {"chunk_id": "c199", "document_id": "d1"}) == (
         pytest.approx(199 / 597))
+
+
+def test_chunk_data_stays_fresh_between_its_slower_reads_and_ages_in_an_outage(dsn):
+    """The chunk table is read every chunk_interval; reaching the database keeps it confirmed,
+    and an outage withholds it after max_data_age like every other table."""
+    execute(dsn, "INSERT INTO chunk_retrieval_stats (chunk_id, document_id, retrieval_count, citation_count,"
+                 " avg_relevance) VALUES ('c', 'd', 5, 1, 0.5)")
+    clock = [datetime.now(timezone.utc).timestamp()]
+    config = Config(dsn=dsn, refresh_interval=60, chunk_refresh_interval=600, max_data_age=300)
+    database = Database(dsn, password=None, application_name="t", connect_timeout=2, statement_timeout=5,
+                        lock_timeout=1)
+    refresher = Refresher(database, config, clock=lambda: clock[0])
+    registry = build_registry(lambda: refresher.snapshot, clock=lambda: clock[0])
+    for _ in range(8):  # 8 minutes of refreshes: one chunk read, then seven that find it not due
+        refresher.refresh()
+        clock[0] += 60
+    assert registry.get_sample_value("rag_chunks") == 1, "confirmed by each refresh that reached the database"
+    database._dsn = "host=/nonexistent"  # the database becomes unreachable
+    database.close()
+    refresher.refresh()
+    clock[0] += 240
+    assert registry.get_sample_value("rag_chunks") == 1, "still within max_data_age of the last confirmation"
+    clock[0] += 120
+    assert registry.get_sample_value("rag_chunks") is None
+    assert registry.get_sample_value("rag_exporter_table_data_withheld", {"table": "chunk_retrieval_stats"}) == 1

@@ -94,8 +94,8 @@ def _days(conn: psycopg2.extensions.connection, config: Config, since: date, tod
             rows = tuple(row for _, day_rows in days for row in day_rows)
             read = TableRead(table=table, columns=columns_of(table), rows=rows, newest_date=window[-1][0],
                              updated_at=None)
-            read_at = datetime.combine(day, time(), tzinfo=timezone.utc).timestamp()
-            sections[table] = DAILY_BUILDERS[table](read, read_at, day, config)
+            confirmed_at = datetime.combine(day, time(), tzinfo=timezone.utc).timestamp()
+            sections[table] = DAILY_BUILDERS[table](read, confirmed_at, day, config)
         if day >= since:
             yield day, sections
         day += timedelta(days=1)

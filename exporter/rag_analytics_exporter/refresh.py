@@ -93,6 +93,9 @@ class Refresher:
                 table_up["chunk_retrieval_stats"] = True
                 sections["chunk_retrieval_stats"] = build_chunks(chunk_read, started)
                 self._last_chunk_read = started
+            elif "chunk_retrieval_stats" in sections and table_up.get("chunk_retrieval_stats"):
+                # Not due: the database answered and the last chunk read stands.
+                sections["chunk_retrieval_stats"] = replace(sections["chunk_retrieval_stats"], confirmed_at=started)
         finished = self._clock()
         with self._lock:
             skipped = self._skipped

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 import psycopg2
+import psycopg2.extensions
 
 from .db import TABLES
 
@@ -135,29 +135,35 @@ def _latency_row(day: date, component: str, requests: int, errors: int, mean: fl
     return (day, component, requests, errors, mean, *percentiles, updated)
 
 
-def chunk_batches(count: int, seed: int, at: datetime, batch: int = 200_000) -> Iterator[io.StringIO]:
-    """chunk_retrieval_stats rows as tab-separated COPY text, in batches so 10^7 rows fit in memory."""
-    rng = np.random.default_rng(seed + 1)
-    documents = max(count // 20, 1)
-    for start in range(0, count, batch):
-        n = min(batch, count - start)
-        ids = np.arange(start, start + n)
-        retrievals = np.floor(rng.pareto(1.3, n) * 4).astype(np.int64)
-        relevance = np.clip(rng.beta(5, 2.5, n), 0, 1)
-        citations = rng.binomial(retrievals, np.clip(relevance**3 * 0.6, 0, 1))
-        sizes = rng.integers(200, 1600, n)
-        retrieved_ago = rng.integers(0, 86400 * 30, n)
-        out = io.StringIO()
-        for i, chunk in enumerate(ids):
-            document = chunk % documents
-            if retrievals[i] == 0:
-                out.write(f"doc-{document:06d}#{chunk}\tdoc-{document:06d}\t{sizes[i]}\t0\t0\t\\N\t\\N\t{at}\n")
-            else:
-                last = at - timedelta(seconds=int(retrieved_ago[i]))
-                out.write(f"doc-{document:06d}#{chunk}\tdoc-{document:06d}\t{sizes[i]}\t{retrievals[i]}\t"
-                          f"{citations[i]}\t{relevance[i]:.4f}\t{last}\t{at}\n")
-        out.seek(0)
-        yield out
+# chunk_retrieval_stats is generated inside PostgreSQL: 10^7 rows never pass through Python.
+# Retrievals follow a Lomax (Pareto II) law, as a few chunks are retrieved far more than the
+# rest; relevance is roughly normal around 0.67; the citation rate grows with relevance cubed.
+# setseed makes random() repeat for a given seed.
+_CHUNKS_SQL = """
+INSERT INTO chunk_retrieval_stats (chunk_id, document_id, chunk_size_chars, retrieval_count, citation_count,
+                                   avg_relevance, last_retrieved_at, updated_at)
+SELECT 'doc-' || lpad((g %% %(documents)s)::text, 6, '0') || '#' || g,
+       'doc-' || lpad((g %% %(documents)s)::text, 6, '0'),
+       200 + floor(u1 * 1400)::int,
+       retrievals,
+       least(retrievals, round(retrievals * least(1.0, power(relevance, 3) * 0.6) * (0.8 + 0.4 * u4)))::bigint,
+       CASE WHEN retrievals > 0 THEN round(relevance::numeric, 4)::float8 END,
+       CASE WHEN retrievals > 0 THEN %(at)s::timestamptz - make_interval(secs => floor(u1 * 86400 * 30)) END,
+       %(at)s::timestamptz
+FROM (
+    SELECT g, u1, u4,
+           floor(4 * (power(1 - u2, -1 / 1.3) - 1))::bigint AS retrievals,
+           least(1.0, greatest(0.0, 0.67 + 0.16 * sqrt(-2 * ln(1 - u3)) * cos(2 * pi() * u4))) AS relevance
+    FROM (SELECT g, random() AS u1, random() AS u2, random() AS u3, random() AS u4
+          FROM generate_series(0, %(count)s - 1) AS g) AS draws
+) AS chunks
+"""
+
+
+def insert_chunks(cur: psycopg2.extensions.cursor, count: int, seed_value: int, at: datetime) -> None:
+    """Generate `count` chunk rows server-side, repeatably for a given seed."""
+    cur.execute("SELECT setseed(%s)", ((seed_value % 1000) / 1000.0,))
+    cur.execute(_CHUNKS_SQL, {"count": count, "documents": max(count // 20, 1), "at": at})
 
 
 def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: datetime | None = None,
@@ -180,8 +186,7 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
                     buffer.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
                 buffer.seek(0)
                 cur.copy_from(buffer, table, columns=_COPY_COLUMNS[table])
-            for batch in chunk_batches(scale.chunks, seed_value, at):
-                cur.copy_from(batch, "chunk_retrieval_stats", columns=_COPY_COLUMNS["chunk_retrieval_stats"])
+            insert_chunks(cur, scale.chunks, seed_value, at)
             cur.execute("ANALYZE")
     finally:
         conn.close()
@@ -199,6 +204,4 @@ _COPY_COLUMNS = {
     "feedback_tags_daily": ("date", "tag", "positive_count", "negative_count", "updated_at"),
     "follow_up_patterns_daily": ("date", "pattern", "frequency", "avg_response_time_ms", "feedback_count",
                                  "positive_feedback_count", "updated_at"),
-    "chunk_retrieval_stats": ("chunk_id", "document_id", "chunk_size_chars", "retrieval_count", "citation_count",
-                              "avg_relevance", "last_retrieved_at", "updated_at"),
 }

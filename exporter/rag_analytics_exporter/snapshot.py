@@ -75,7 +75,10 @@ class Section:
     """What one table contributed: its freshness, its rejected rows, and its data."""
 
     table: str
-    read_at: float  # unix seconds of the refresh that read it
+    # When a refresh last confirmed this data current: it read the table, or (for the chunk
+    # table, read every chunk_interval) it reached the database and the table was not due yet.
+    # Staleness counts from here, so an outage withholds every table after max_data_age.
+    confirmed_at: float
     newest_date: date | None
     updated_at: float | None  # unix seconds of the newest updated_at
     rows_read: int
@@ -154,7 +157,7 @@ class Snapshot:
     def view(self, now: float) -> View:
         """What a scrape at `now` may serve: sections read within max_data_age (older data is withheld,
         not frozen), and today's UTC date."""
-        fresh = {s.table: s for s in self.sections.values() if now - s.read_at <= self.max_data_age}
+        fresh = {s.table: s for s in self.sections.values() if now - s.confirmed_at <= self.max_data_age}
         return View(fresh=frozen_mapping(fresh), today=datetime.fromtimestamp(now, timezone.utc).date())
 
 
@@ -207,13 +210,13 @@ def _weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
     return total / weight if weight > 0 else None
 
 
-def _section(read: TableRead, read_at: float, rejected: Counter[str], data: Any) -> Section:
-    return Section(table=read.table, read_at=read_at, newest_date=read.newest_date,
+def _section(read: TableRead, confirmed_at: float, rejected: Counter[str], data: Any) -> Section:
+    return Section(table=read.table, confirmed_at=confirmed_at, newest_date=read.newest_date,
                    updated_at=_timestamp(read.updated_at), rows_read=len(read.rows),
                    rejected=frozen_mapping(rejected), data=data)
 
 
-def build_latency(read: TableRead, read_at: float, today: date, config: Config) -> Section:
+def build_latency(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
     """latency_metrics: the newest day per component, and yesterday's z-score of mean latency."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     totals: dict[str, float] = defaultdict(float)
@@ -248,10 +251,10 @@ def build_latency(read: TableRead, read_at: float, today: date, config: Config) 
         ))
     scored_day = today - timedelta(days=1)
     anomalies = _score_all(series, scored_day, config)
-    return _section(read, read_at, rejected, LatencyData(tuple(components), scored_day, anomalies))
+    return _section(read, confirmed_at, rejected, LatencyData(tuple(components), scored_day, anomalies))
 
 
-def build_usage(read: TableRead, read_at: float, today: date, config: Config) -> Section:
+def build_usage(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
     """token_usage_daily: the newest day per model, and yesterday's z-score of total tokens."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     totals: dict[str, float] = defaultdict(float)
@@ -275,7 +278,7 @@ def build_usage(read: TableRead, read_at: float, today: date, config: Config) ->
                                    cost_budget_usd=budget))
     scored_day = today - timedelta(days=1)
     anomalies = _score_all(series, scored_day, config)
-    return _section(read, read_at, rejected, UsageData(tuple(models), scored_day, anomalies))
+    return _section(read, confirmed_at, rejected, UsageData(tuple(models), scored_day, anomalies))
 
 
 def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Config) -> Mapping[str, Score]:
@@ -288,7 +291,7 @@ def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Co
     return frozen_mapping(scores)
 
 
-def build_citations(read: TableRead, read_at: float, today: date, config: Config) -> Section:
+def build_citations(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
     """citation_daily: the newest day's 0/1/2/3+ citation counts."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     data = None
@@ -298,17 +301,17 @@ def build_citations(read: TableRead, read_at: float, today: date, config: Config
             "0": row["zero_citations"], "1": row["one_citation"],
             "2": row["two_citations"], "3+": row["three_plus_citations"],
         }))
-    return _section(read, read_at, rejected, data)
+    return _section(read, confirmed_at, rejected, data)
 
 
-def build_feedback(read: TableRead, read_at: float, today: date, config: Config) -> Section:
+def build_feedback(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
     """feedback_daily: the newest day's positive and negative feedback."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     data = FeedbackData(rows[0]["positive_count"], rows[0]["negative_count"]) if rows else None
-    return _section(read, read_at, rejected, data)
+    return _section(read, confirmed_at, rejected, data)
 
 
-def build_tags(read: TableRead, read_at: float, today: date, config: Config) -> Section:
+def build_tags(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
     """feedback_tags_daily: the newest day per tag, top-N by volume and the rest as 'other'."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     totals: dict[str, float] = defaultdict(float)
@@ -319,10 +322,10 @@ def build_tags(read: TableRead, read_at: float, today: date, config: Config) -> 
     for row in rows:
         positive, negative = tags.get(label[row["tag"]], (0.0, 0.0))
         tags[label[row["tag"]]] = (positive + row["positive_count"], negative + row["negative_count"])
-    return _section(read, read_at, rejected, TagData(frozen_mapping(tags)))
+    return _section(read, confirmed_at, rejected, TagData(frozen_mapping(tags)))
 
 
-def build_patterns(read: TableRead, read_at: float, today: date, config: Config) -> Section:
+def build_patterns(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
     """follow_up_patterns_daily: the newest day per pattern, top-N by frequency and the rest as 'other'."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     totals: dict[str, float] = defaultdict(float)
@@ -342,10 +345,10 @@ def build_patterns(read: TableRead, read_at: float, today: date, config: Config)
         )
         for pattern, members in sorted(groups.items())
     )
-    return _section(read, read_at, rejected, PatternData(patterns))
+    return _section(read, confirmed_at, rejected, PatternData(patterns))
 
 
-def build_chunks(read: ChunkRead, read_at: float) -> Section:
+def build_chunks(read: ChunkRead, confirmed_at: float) -> Section:
     """chunk_retrieval_stats: totals, the 10-bucket relevance histogram, and the top-N chunks."""
     rejected: Counter[str] = Counter()
     buckets = {b: RelevanceBucket(RELEVANCE_BUCKETS[b], 0, 0.0, 0.0) for b in range(10)}
@@ -375,7 +378,7 @@ def build_chunks(read: ChunkRead, read_at: float) -> Section:
                                 relevance))
     data = ChunkData(chunks=chunks, retrievals=retrievals, citations=citations,
                      buckets=tuple(buckets.values()), top=_dedupe_top(top))
-    return Section(table="chunk_retrieval_stats", read_at=read_at, newest_date=None,
+    return Section(table="chunk_retrieval_stats", confirmed_at=confirmed_at, newest_date=None,
                    updated_at=_timestamp(read.updated_at), rows_read=chunks + sum(rejected.values()),
                    rejected=frozen_mapping(rejected), data=data)
 

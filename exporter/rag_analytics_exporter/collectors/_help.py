@@ -8,4 +8,4 @@ from ..snapshot import Snapshot
 def source(snapshot: Snapshot, what: str) -> str:
     """HELP text: the meaning, the source, the refresh cadence and the staleness rule."""
     return (f"{what}. From the daily aggregate tables, read every {snapshot.refresh_interval:g}s; "
-            f"absent when the last successful read is older than {snapshot.max_data_age:g}s.")
+            f"absent when no refresh has confirmed it for {snapshot.max_data_age:g}s.")

@@ -1,0 +1,22 @@
+# Front-door commands are ./scripts/demo and ./scripts/test; these are the same plus the benchmark.
+.PHONY: demo test benchmark dashboards
+
+demo:
+	./scripts/demo
+
+test:
+	./scripts/test
+
+# The benchmark (not a test): peers installed here, then bench/run.py prints the figures.
+# Arguments: make benchmark BENCH_ARGS="--chunks 100000 --sweep ''"
+benchmark:
+	./scripts/setup
+	@command -v wrk >/dev/null && command -v prometheus-postgres-exporter >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		 wrk prometheus-postgres-exporter >/dev/null)
+	@test -x bench/.peers/bin/query-exporter || (python3 -m venv bench/.peers && \
+		bench/.peers/bin/pip install -q --disable-pip-version-check 'query-exporter==5.*' psycopg2-binary)
+	.venv/bin/python bench/run.py $(BENCH_ARGS)
+
+dashboards:
+	.venv/bin/python grafana/generate.py
