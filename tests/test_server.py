@@ -153,3 +153,17 @@ def test_stale_data_is_withheld_and_health_stays(dsn):
     assert registry.get_sample_value("rag_exporter_table_data_withheld", {"table": "feedback_daily"}) == 1
     assert registry.get_sample_value("rag_exporter_up") == 1
     assert registry.get_sample_value("rag_table_updated_timestamp_seconds", {"table": "feedback_daily"}) > 0
+
+
+def test_a_new_snapshot_is_rendered_by_the_refresh_not_by_a_scrape(dsn):
+    from rag_analytics_exporter.db import Database
+    from rag_analytics_exporter.refresh import Refresher
+    from rag_analytics_exporter.server import Exposition
+
+    refresher = Refresher(Database(dsn, password=None, application_name="t", connect_timeout=2,
+                                   statement_timeout=5, lock_timeout=1), Config(dsn=dsn))
+    exposition = Exposition(lambda: refresher.snapshot)
+    refresher.on_publish(exposition.warm)
+    for _ in range(2):
+        refresher.refresh()
+        assert exposition._key[0] is refresher.snapshot, "rendered in the refresh thread, before any scrape"

@@ -94,7 +94,9 @@ def start_exporter(config: Config, password: str | None, web: WebConfig | None =
                         connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
                         lock_timeout=config.lock_timeout)
     refresher = Refresher(database, config)
-    server = MetricsServer((config.listen_host, config.listen_port), Exposition(lambda: refresher.snapshot), web)
+    exposition = Exposition(lambda: refresher.snapshot)
+    refresher.on_publish(exposition.warm)
+    server = MetricsServer((config.listen_host, config.listen_port), exposition, web)
     serve_in_thread(server)
     scheduler = start_scheduler(refresher, config.refresh_interval)
     return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)

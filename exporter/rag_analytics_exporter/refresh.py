@@ -32,6 +32,7 @@ class Refresher:
         self._last_chunk_read: float | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def snapshot(self) -> Snapshot:
@@ -43,6 +44,10 @@ class Refresher:
         with self._lock:
             self._skipped += 1
         log.warning("refresh skipped: the previous refresh is still running")
+
+    def on_publish(self, listener: Callable[[], None]) -> None:
+        """Call listener (in the refresh thread) after each new snapshot is published."""
+        self._listeners.append(listener)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait up to timeout seconds for a refresh in progress to end; True if none is running."""
@@ -114,6 +119,8 @@ class Refresher:
                                   refresh_interval=previous.refresh_interval, max_data_age=previous.max_data_age)
         if ok:
             log.debug("refresh ok in %.3fs", finished - started)
+        for listener in self._listeners:
+            listener()
         return self._snapshot
 
 

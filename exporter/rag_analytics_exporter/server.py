@@ -63,6 +63,10 @@ class Exposition:
                 self._key = key
             return self._raw, self._gzip
 
+    def warm(self) -> None:
+        """Render the current snapshot now (from the refresh thread), so no scrape pays for it."""
+        self._cached()
+
     def body(self, gzipped: bool) -> bytes:
         """The full exposition, as one gzip stream of two members when gzipped (RFC 1952 allows it)."""
         raw, packed = self._cached()
