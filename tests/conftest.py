@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import uuid
@@ -29,13 +30,14 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
     server.cleanup()
 
 
-@pytest.fixture
-def fresh_db(pg_server) -> Iterator[str]:
-    """The DSN of a new, empty database (no schema) that is dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def scratch_database(pg_server, name: str | None = None) -> Iterator[str]:
+    """A new, empty database on the session's server (its DSN), dropped afterwards."""
+    name = name or f"t_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(pg_server.get_uri())
     admin.autocommit = True
     with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
         yield pg_server.get_uri(database=name)
@@ -43,6 +45,13 @@ def fresh_db(pg_server) -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def fresh_db(pg_server) -> Iterator[str]:
+    """The DSN of a new, empty database (no schema) that is dropped after the test."""
+    with scratch_database(pg_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, scratch_database
 from rag_analytics_exporter.backfill import backfill
 from rag_analytics_exporter.cli import start_exporter
 from rag_analytics_exporter.config import Config
@@ -106,42 +106,32 @@ def test_old_page_mapping_names_real_panels():
 @pytest.fixture(scope="module")
 def live(pg_server, tmp_path_factory):
     """Demo data, the exporter, 59 days of backfilled history, and Prometheus with the rules."""
-    import psycopg2
-
     folder = tmp_path_factory.mktemp("dash")
-    admin = psycopg2.connect(pg_server.get_uri())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS dashboards")
-        cur.execute("CREATE DATABASE dashboards")
-    dsn = pg_server.get_uri(database="dashboards")
-    init_db(dsn)
-    seed(dsn, scale=DemoScale(days=60, chunks=3000))
-    config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=free_port(), refresh_interval=1,
-                    chunk_refresh_interval=1, statement_timeout=0.8, max_data_age=60,
-                    default_daily_cost_budget_usd=100.0)
-    exporter = start_exporter(config, None)
-    target = f"127.0.0.1:{exporter.port}"
-    today = datetime.now(timezone.utc).date()
-    history = folder / "history.om"
-    backfill(dsn, None, config, today - timedelta(days=59), history,
-             target={"job": "rag-analytics-exporter", "instance": target})
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
-                    str(history), str(folder / "prom" / "data")], check=True, capture_output=True, timeout=300)
-    rules = write_scaled_rules(folder / "rules", factor=300)
-    prometheus = Prometheus(folder / "prom", target, rules, extra_args=["--storage.tsdb.retention.time=400d"])
-    try:
-        for expr in ('ALERTS{alertname=~"Rag.*Anomaly"}', "model:rag_model_tokens:burn_rate1h_per_day",
-                     'rate(process_cpu_seconds_total{job="rag-analytics-exporter"}[5m])',
-                     'increase(rag_exporter_refresh_errors_total[5m])'):
-            wait_for(f"{expr} to have data", lambda e=expr: prometheus.query(e), 60)
-        yield prometheus
-    finally:
-        prometheus.stop()
-        exporter.stop()
-        with admin.cursor() as cur:
-            cur.execute("DROP DATABASE dashboards WITH (FORCE)")
-        admin.close()
+    with scratch_database(pg_server, "dashboards") as dsn:
+        init_db(dsn)
+        seed(dsn, scale=DemoScale(days=60, chunks=3000))
+        config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=free_port(), refresh_interval=1,
+                        chunk_refresh_interval=1, statement_timeout=0.8, max_data_age=60,
+                        default_daily_cost_budget_usd=100.0)
+        exporter = start_exporter(config, None)
+        target = f"127.0.0.1:{exporter.port}"
+        today = datetime.now(timezone.utc).date()
+        history = folder / "history.om"
+        backfill(dsn, None, config, today - timedelta(days=59), history,
+                 target={"job": "rag-analytics-exporter", "instance": target})
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
+                        str(history), str(folder / "prom" / "data")], check=True, capture_output=True, timeout=300)
+        rules = write_scaled_rules(folder / "rules", factor=300)
+        prometheus = Prometheus(folder / "prom", target, rules, extra_args=["--storage.tsdb.retention.time=400d"])
+        try:
+            for expr in ('ALERTS{alertname=~"Rag.*Anomaly"}', "model:rag_model_tokens:burn_rate1h_per_day",
+                         'rate(process_cpu_seconds_total{job="rag-analytics-exporter"}[5m])',
+                         'increase(rag_exporter_refresh_errors_total[5m])'):
+                wait_for(f"{expr} to have data", lambda e=expr: prometheus.query(e), 60)
+            yield prometheus
+        finally:
+            prometheus.stop()
+            exporter.stop()
 
 
 def variable_values(prometheus: Prometheus, variable: dict) -> list[str]:

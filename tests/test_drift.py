@@ -7,10 +7,10 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, execute, scratch_database
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
-from rag_analytics_exporter.db import Database
+from rag_analytics_exporter.db import Database, init_db
 from rag_analytics_exporter.refresh import Refresher
 from rag_analytics_exporter.seed import DemoScale, seed
 
@@ -18,34 +18,21 @@ _NAME = re.compile(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|rag_[a-z0-9_]+)\b")
 
 
 @pytest.fixture(scope="module")
-def emitted(pg_server, tmp_path_factory) -> set[str]:
+def emitted(pg_server) -> set[str]:
     """Sample names the exporter emits on the demo data, with a budget set so that family appears too."""
-    import psycopg2
-
-    from rag_analytics_exporter.db import init_db
-
-    admin = psycopg2.connect(pg_server.get_uri())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS drift")
-        cur.execute("CREATE DATABASE drift")
-    dsn = pg_server.get_uri(database="drift")
-    init_db(dsn)
-    seed(dsn, scale=DemoScale(days=40, chunks=2000))
-    # One bad row, so that rag_exporter_rows_rejected (emitted only when rows are rejected) appears too.
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO token_usage_daily VALUES (current_date, 'broken', -1, 0, 0, 0, 0, now())")
-    conn.close()
-    config = Config(dsn=dsn, default_daily_cost_budget_usd=100.0)
-    refresher = Refresher(Database(dsn, password=None, application_name="drift", connect_timeout=2,
-                                   statement_timeout=5, lock_timeout=1), config)
-    refresher.refresh()
-    names = {sample.name for family in build_registry(lambda: refresher.snapshot).collect()
-             for sample in family.samples}
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE drift WITH (FORCE)")
-    admin.close()
-    return names
+    with scratch_database(pg_server, "drift") as dsn:
+        init_db(dsn)
+        seed(dsn, scale=DemoScale(days=40, chunks=2000))
+        # One bad row, so that rag_exporter_rows_rejected (emitted only when rows are rejected) appears too.
+        execute(dsn, "INSERT INTO token_usage_daily VALUES (current_date, 'broken', -1, 0, 0, 0, 0, now())")
+        config = Config(dsn=dsn, default_daily_cost_budget_usd=100.0)
+        database = Database(dsn, password=None, application_name="drift", connect_timeout=2, statement_timeout=5,
+                            lock_timeout=1)
+        refresher = Refresher(database, config)
+        refresher.refresh()
+        database.close()
+        return {sample.name for family in build_registry(lambda: refresher.snapshot).collect()
+                for sample in family.samples}
 
 
 def recorded() -> set[str]:
