@@ -8,7 +8,6 @@ and so is chunk_retrieval_stats (a cumulative table keeps no history).
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from collections import deque
@@ -23,8 +22,6 @@ from .collectors import build_registry
 from .config import Config
 from .db import DAILY_TABLES, WINDOWED_TABLES, TableRead, columns_of, stream_days
 from .snapshot import DAILY_BUILDERS, Health, Section, Snapshot, frozen_mapping
-
-log = logging.getLogger(__name__)
 
 # Prometheus 2.42 refuses backfilled samples inside its head block: the last 3 hours.
 HEAD_MARGIN = timedelta(hours=3, minutes=5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,8 +11,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-
-log = logging.getLogger(__name__)
 
 TABLES = (
     "latency_metrics",
