@@ -166,4 +166,4 @@ def test_a_new_snapshot_is_rendered_by_the_refresh_not_by_a_scrape(dsn):
     refresher.on_publish(exposition.warm)
     for _ in range(2):
         refresher.refresh()
-        assert exposition._key[0] is refresher.snapshot, "rendered in the refresh thread, before any scrape"
+        assert exposition._cache[0] is refresher.snapshot, "rendered in the refresh thread, before any scrape"

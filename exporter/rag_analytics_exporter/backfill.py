@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg2
@@ -21,7 +21,7 @@ from prometheus_client.utils import floatToGoString
 from .collectors import build_registry
 from .config import Config
 from .db import DAILY_TABLES, WINDOWED_TABLES, TableRead, columns_of, stream_days
-from .snapshot import DAILY_BUILDERS, Health, Section, Snapshot, frozen_mapping
+from .snapshot import DAILY_BUILDERS, Health, Section, Snapshot, frozen_mapping, midnight_utc
 
 # Prometheus 2.42 refuses backfilled samples inside its head block: the last 3 hours.
 HEAD_MARGIN = timedelta(hours=3, minutes=5)
@@ -91,7 +91,7 @@ def _days(conn: psycopg2.extensions.connection, config: Config, since: date, tod
             rows = tuple(row for _, day_rows in days for row in day_rows)
             read = TableRead(table=table, columns=columns_of(table), rows=rows, newest_date=window[-1][0],
                              updated_at=None)
-            confirmed_at = datetime.combine(day, time(), tzinfo=timezone.utc).timestamp()
+            confirmed_at = midnight_utc(day)
             sections[table] = DAILY_BUILDERS[table](read, confirmed_at, day, config)
         if day >= since:
             yield day, sections
@@ -104,7 +104,7 @@ SAMPLE_OFFSET_SECONDS = 60
 
 
 def _instants(day: date, step_seconds: int, latest: datetime) -> list[float]:
-    start = datetime.combine(day, time(), tzinfo=timezone.utc).timestamp() + SAMPLE_OFFSET_SECONDS
+    start = midnight_utc(day) + SAMPLE_OFFSET_SECONDS
     return [t for t in (start + k * step_seconds for k in range(86400 // step_seconds)) if t <= latest.timestamp()]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from .backfill import backfill
-from .config import Config
+from .config import Config, parse_duration
 from .db import init_db
 from .seed import DemoScale, seed
 
@@ -150,14 +149,6 @@ def prometheus_config(exporter_target: str, alertmanager_target: str | None, int
     return yaml.safe_dump(document, sort_keys=False)
 
 
-_PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
-_PROM_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _seconds(duration: str) -> float:
-    return sum(int(n) * _PROM_UNITS[unit] for n, unit in _PROM_DURATION.findall(duration))
-
-
 def write_scaled_rules(destination: Path, factor: float) -> list[Path]:
     """Copies of alerting/rules with every `for:` divided by factor (at least 1s); returns the files.
 
@@ -170,7 +161,7 @@ def write_scaled_rules(destination: Path, factor: float) -> list[Path]:
         for group in document["groups"]:
             for rule in group["rules"]:
                 if "for" in rule:
-                    rule["for"] = f"{max(1, round(_seconds(rule['for']) / factor))}s"
+                    rule["for"] = f"{max(1, round(parse_duration(rule['for']) / factor))}s"
         target = destination / source.name
         target.write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
         written.append(target)

@@ -42,10 +42,9 @@ class Exposition:
     def __init__(self, source: Callable[[], Snapshot], clock: Callable[[], float] = time.time):
         self._source = source
         self._clock = clock
-        self._lock = threading.Lock()
-        self._key: tuple[Snapshot, tuple[tuple[str, ...], date]] | None = None
-        self._raw = b""
-        self._gzip = b""
+        # (snapshot, view key, raw, gzip), replaced whole in one assignment: readers never lock,
+        # and a scrape never waits for another thread's render.
+        self._cache: tuple[Snapshot, tuple[tuple[str, ...], date], bytes, bytes] | None = None
         # Process figures change every second, so they are rendered on each scrape;
         # they are small enough that this costs a fraction of a millisecond.
         self._live = CollectorRegistry(auto_describe=False)
@@ -55,13 +54,13 @@ class Exposition:
     def _cached(self) -> tuple[bytes, bytes]:
         snapshot = self._source()
         now = self._clock()
-        key = (snapshot, snapshot.view(now).key)
-        with self._lock:
-            if self._key is None or self._key[0] is not key[0] or self._key[1] != key[1]:
-                self._raw = generate_latest(build_registry(lambda: snapshot, lambda: now))
-                self._gzip = gzip.compress(self._raw, compresslevel=6)
-                self._key = key
-            return self._raw, self._gzip
+        key = snapshot.view(now).key
+        cache = self._cache
+        if cache is None or cache[0] is not snapshot or cache[1] != key:
+            raw = generate_latest(build_registry(lambda: snapshot, lambda: now))
+            cache = (snapshot, key, raw, gzip.compress(raw, compresslevel=6))
+            self._cache = cache
+        return cache[2], cache[3]
 
     def warm(self) -> None:
         """Render the current snapshot now (from the refresh thread), so no scrape pays for it."""

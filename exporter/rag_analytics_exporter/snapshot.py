@@ -21,6 +21,11 @@ _STATISTIC_COLUMNS = {"mean": "avg_time_s", "p50": "p50_time_s", "p90": "p90_tim
 RELEVANCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
 
 
+def midnight_utc(day: date) -> float:
+    """Unix seconds of 00:00 UTC on day (how the exporter publishes dates)."""
+    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc).timestamp()
+
+
 def frozen_mapping(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
     """A read-only copy, so a snapshot cannot be changed after it is built."""
     return MappingProxyType(dict(mapping))

@@ -17,13 +17,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime, time, timezone
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from ..anomaly import Score
-from ..snapshot import LatencyData, Snapshot, UsageData, View
+from ..snapshot import LatencyData, Snapshot, UsageData, View, midnight_utc
 from ._help import source
 
 _RULE = ("scored: the last complete UTC day against the lookback days before it (sample standard deviation); "
@@ -46,7 +45,7 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     if scored is not None:
         day = GaugeMetricFamily("rag_anomaly_scored_date_timestamp_seconds",
                                 source(snapshot, "Start (00:00 UTC) of the day the z-scores score"))
-        day.add_metric([], datetime.combine(scored, time(), tzinfo=timezone.utc).timestamp())
+        day.add_metric([], midnight_utc(scored))
         yield day
 
 

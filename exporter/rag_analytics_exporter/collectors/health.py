@@ -15,13 +15,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, time, timezone
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from .. import __version__
-from ..snapshot import Snapshot, View
+from ..snapshot import Snapshot, View, midnight_utc
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
@@ -100,6 +99,6 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
             updated.add_metric([section.table], section.updated_at)
         if section.newest_date is not None:
             newest.add_metric([section.table],
-                              datetime.combine(section.newest_date, time(), tzinfo=timezone.utc).timestamp())
+                              midnight_utc(section.newest_date))
         withheld.add_metric([section.table], 0.0 if section.table in view.fresh else 1.0)
     yield from (rows_read, rejected, updated, newest, withheld)
