@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import shutil
 import socket
 import uuid
@@ -12,10 +14,32 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from rag_analytics_exporter.db import init_db
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The suite runs on shared 2-core machines (CI's included), where another process can take a core
+# at any moment, so a per-example deadline would measure the machine, not the code: none is set.
+# derandomize: every run draws the same examples, so a run's outcome depends on the code alone.
+# To search with fresh random examples, and many more of them:
+#   HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest tests/test_validate.py tests/test_config.py
+settings.register_profile("suite", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=5000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+
+
+def any_text(max_size: int) -> st.SearchStrategy[str]:
+    """Strings of any code points, lone surrogates and control characters included.
+
+    Built from integers rather than st.text(): st.text() first computes which characters UTF-8
+    can encode, which took 3 s of a fresh clone's first test (a too_slow health check failure).
+    Half the draws are ASCII, so control characters and quotes come up often.
+    """
+    code_point = st.one_of(st.integers(0, 0x7F), st.integers(0, 0x10FFFF)).map(chr)
+    return st.lists(code_point, max_size=max_size).map("".join)
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +121,18 @@ def promtool() -> str:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a process the test starts.
+
+    Taken below the kernel's ephemeral range: the port stays free between this check and the
+    process binding it, since outgoing connections (Prometheus scraping, a client connecting)
+    draw their local ports from that range only, and would otherwise take it now and then.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = random.randrange(10_000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port

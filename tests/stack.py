@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import time
 import urllib.error
@@ -63,6 +65,25 @@ def _ready(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, OSError):
         return False
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read one HTTP response whole (by Content-Length) and up to the server's close."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the headers: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {len(body)} of {length} body bytes"
+        body += chunk
+    rest = body[length:]
+    while chunk := sock.recv(65536):
+        rest += chunk
+    return head, body[:length] + rest
 
 
 class Process:

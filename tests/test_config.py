@@ -11,6 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import any_text
 from rag_analytics_exporter import config
 from rag_analytics_exporter.config import ConfigError, from_mapping, load, parse_duration, resolve_password
 
@@ -139,12 +140,12 @@ def test_serve_with_a_bad_config_exits_2_before_listening(tmp_path):
     assert "web.listen_address" in result.stderr
 
 
-_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), any_text(max_size=8),
                     st.lists(st.integers(), max_size=2))
 
 
 @given(st.dictionaries(st.sampled_from(["database", "web", "refresh", "anomaly", "limits", "budgets", "bogus"]),
-                       st.one_of(_values, st.dictionaries(st.text(max_size=20), _values, max_size=4)),
+                       st.one_of(_values, st.dictionaries(any_text(max_size=20), _values, max_size=4)),
                        max_size=4))
 def test_any_document_is_either_a_config_or_a_config_error(doc):
     try:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from conftest import REPO, free_port, scratch_database
+from conftest import REPO, scratch_database
+from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.backfill import backfill
-from rag_analytics_exporter.cli import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
 from rag_analytics_exporter.demo import write_scaled_rules
@@ -110,7 +110,7 @@ def live(pg_server, tmp_path_factory):
     with scratch_database(pg_server, "dashboards") as dsn:
         init_db(dsn)
         seed(dsn, scale=DemoScale(days=60, chunks=3000))
-        config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=free_port(), refresh_interval=1,
+        config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=1,
                         chunk_refresh_interval=1, statement_timeout=0.8, max_data_age=60,
                         default_daily_cost_budget_usd=100.0)
         exporter = start_exporter(config, None)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import execute, free_port
-from rag_analytics_exporter.cli import start_exporter
+from conftest import execute
+from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
 from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
@@ -34,7 +34,7 @@ def test_alerts_reach_the_webhook_and_resolve(tmp_path):
     try:
         init_db(postgres.dsn)
         seed(postgres.dsn, scale=DemoScale(days=40, chunks=1000), anomalies=False)
-        config = Config(dsn=postgres.dsn, listen_host="127.0.0.1", listen_port=free_port(), refresh_interval=2,
+        config = Config(dsn=postgres.dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=2,
                         chunk_refresh_interval=2, max_data_age=30, statement_timeout=1, connect_timeout=1)
         exporter = start_exporter(config, password=None)
         started.append(exporter)

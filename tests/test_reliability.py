@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, execute, free_port, query
-from rag_analytics_exporter.cli import start_exporter
+from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database, init_db
@@ -27,7 +27,7 @@ APP = "rag-exporter-under-test"
 
 
 def exporter_config(dsn: str, **overrides) -> Config:
-    values = dict(dsn=dsn, listen_host="127.0.0.1", listen_port=free_port(), refresh_interval=1.0,
+    values = dict(dsn=dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=1.0,
                   chunk_refresh_interval=1.0, max_data_age=30.0, statement_timeout=0.8, lock_timeout=0.5,
                   connect_timeout=1.0, application_name=APP)
     return Config(**(values | overrides))

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import execute
-from rag_analytics_exporter.cli import start_exporter
+from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.seed import DemoScale, seed
 from rag_analytics_exporter.validate import clean_label

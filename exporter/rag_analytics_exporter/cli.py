@@ -5,23 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import __version__
 from . import config as config_module
+from .app import start_exporter, wait_for_signal
 from .config import Config, ConfigError
-from .db import Database
-from .refresh import Refresher, start_scheduler
-from .server import Exposition, MetricsServer, serve_in_thread
-from .webconfig import WebConfig, load_web_config
+from .webconfig import load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
 
@@ -52,66 +46,6 @@ def _load_config(args: argparse.Namespace) -> Config:
         host, port = config_module.parse_listen_address(args.listen_address)
         overrides["listen_host"], overrides["listen_port"] = host, port
     return replace(loaded, **overrides)
-
-
-@dataclass
-class Running:
-    """A started exporter: stop() ends it cleanly (in-flight scrapes finish, the connection closes)."""
-
-    server: MetricsServer
-    scheduler: BackgroundScheduler
-    database: Database
-    refresher: Refresher
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (useful when it was asked for port 0)."""
-        return self.server.server_address[1]
-
-    def stop(self, timeout: float = 4.0) -> bool:
-        """Stop serving (scrapes in flight finish), cancel a refresh in flight, close the connection.
-
-        Returns False when a refresh was still stuck at the deadline (say, on a dead network
-        path, where even the cancel request cannot reach the server); the connection is then
-        left to the process exit rather than closed under the refresh's feet.
-        """
-        deadline = time.monotonic() + timeout
-        self.server.shutdown()
-        self.server.drain(max(0.0, deadline - time.monotonic()))
-        self.server.server_close()
-        self.scheduler.shutdown(wait=False)
-        self.database.cancel()
-        if not self.refresher.wait_idle(max(0.0, deadline - time.monotonic())):
-            log.warning("a refresh is still running at shutdown; exiting without waiting for it")
-            return False
-        self.database.close()
-        return True
-
-
-def start_exporter(config: Config, password: str | None, web: WebConfig | None = None) -> Running:
-    """Start the refresh schedule and the HTTP server; returns once both run."""
-    database = Database(config.dsn, password=password, application_name=config.application_name,
-                        connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
-                        lock_timeout=config.lock_timeout)
-    refresher = Refresher(database, config)
-    exposition = Exposition(lambda: refresher.snapshot)
-    refresher.on_publish(exposition.warm)
-    server = MetricsServer((config.listen_host, config.listen_port), exposition, web)
-    serve_in_thread(server)
-    scheduler = start_scheduler(refresher, config.refresh_interval)
-    return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)
-
-
-def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    # Never an untimed wait: the kernel may deliver the signal to another thread, and
-    # Python runs handlers only when the main thread wakes up. An untimed lock wait
-    # may never wake (seen: 1 SIGTERM in 4 lost); waking every 0.2s bounds the delay.
-    while not stop.wait(0.2):
-        pass
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .app import start_exporter, wait_for_signal
 from .backfill import backfill
 from .config import Config, parse_duration
 from .db import init_db
@@ -40,8 +41,6 @@ def start_embedded_postgres(folder: Path) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the whole demo until Ctrl-C."""
-    from .cli import start_exporter, wait_for_signal
-
     folder = Path(args.dir).resolve()
     _step(f"starting embedded PostgreSQL in {folder / 'pgdata'}")
     dsn = start_embedded_postgres(folder)
@@ -218,10 +217,19 @@ class WebhookSink:
         self._server.server_close()
 
 
+_print_lock = threading.Lock()
+
+
 def print_notification(receiver: str, payload: dict[str, Any]) -> None:
-    """Show a notification the way an on-call person would first see it."""
+    """Show a notification the way an on-call person would first see it: one line per alert."""
+    lines = []
     for alert in payload.get("alerts", []):
         labels = alert["labels"]
         target = labels.get("component") or labels.get("model") or labels.get("table") or ""
-        print(f"  [{receiver}] {alert['status'].upper():8} {labels.get('alertname')} "
-              f"{labels.get('severity', '')} {target}: {alert['annotations'].get('summary', '')}", flush=True)
+        lines.append(f"  [{receiver}] {alert['status'].upper():8} {labels.get('alertname')} "
+                     f"{labels.get('severity', '')} {target}: {alert['annotations'].get('summary', '')}\n")
+    # Notifications arrive on the sink's threads at once; print() writes the text and its newline
+    # separately, so two of them could share a line. One locked write per notification cannot.
+    with _print_lock:
+        sys.stdout.write("".join(lines))
+        sys.stdout.flush()

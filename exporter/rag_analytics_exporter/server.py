@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -123,10 +124,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class MetricsServer(ThreadingHTTPServer):
-    """A threading HTTP(S) server: TLS handshakes run in the connection's own thread, with a timeout."""
+    """A threading HTTP(S) server: TLS handshakes run in the connection's own thread, with a timeout.
+
+    Every response closes its connection (HTTP/1.0, http.server's default), so no idle keep-alive
+    ever holds up stop(), which is graceful: connections the kernel already accepted (the listen
+    backlog) are still served, and requests in flight finish.
+    """
 
     daemon_threads = True
-    block_on_close = False  # shutdown waits for requests in flight via drain(), not for idle clients
+    block_on_close = False  # stop() waits for the connections it must serve
     request_queue_size = 128  # 50 scrapers arriving at once must not overflow the listen backlog
 
     def __init__(self, address: tuple[str, int], exposition: Exposition, web: WebConfig | None = None):
@@ -135,40 +141,59 @@ class MetricsServer(ThreadingHTTPServer):
         self.tls = web.tls
         self.headers = dict(web.headers)
         self.auth = BasicAuth(web.users)
-        self._in_flight = 0
+        self._open = 0
         self._idle = threading.Condition()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        # The accept loop hands over the plain socket; the handshake happens here, so a
-        # client that connects and never says hello only ever blocks its own thread.
-        if self.tls is not None:
-            try:
-                request.settimeout(CLIENT_TIMEOUT_SECONDS)
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError) as exc:
-                log.debug("TLS handshake with %s failed: %s", client_address, exc)
-                self.shutdown_request(request)
-                return
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Counted in the accepting thread, before the connection's own thread starts, so that
+        # stop() can never miss a connection that was accepted.
         with self._idle:
-            self._in_flight += 1
+            self._open += 1
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
+            # The accept loop hands over the plain socket; the handshake happens here, so a
+            # client that connects and never says hello only ever blocks its own thread.
+            if self.tls is not None:
+                try:
+                    request.settimeout(CLIENT_TIMEOUT_SECONDS)
+                    request = self.tls.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError) as exc:
+                    log.debug("TLS handshake with %s failed: %s", client_address, exc)
+                    self.shutdown_request(request)
+                    return
             super().process_request_thread(request, client_address)
         finally:
             with self._idle:
-                self._in_flight -= 1
+                self._open -= 1
                 self._idle.notify_all()
 
-    def drain(self, timeout: float) -> bool:
-        """Wait up to timeout seconds for the connections being served to finish; True if they did."""
+    def stop(self, timeout: float) -> bool:
+        """Stop accepting, then serve what the kernel had accepted and what is in flight; True if all
+        of it finished within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        self.shutdown()
+        # Handshakes the kernel completed before now sit in the listen backlog. Their clients have
+        # sent, or are sending, a request: accept and serve them, since closing the socket with
+        # them inside would reset them. Whatever connects after the close is refused.
+        backlog = 0
+        while time.monotonic() < deadline and select.select([self], [], [], 0)[0]:
+            self._handle_request_noblock()
+            backlog += 1
+        self.server_close()
+        if backlog:
+            log.debug("serving %d connections from the listen backlog before exit", backlog)
         with self._idle:
-            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+            return self._idle.wait_for(lambda: self._open == 0, max(0.0, deadline - time.monotonic()))
 
 
 def serve_in_thread(server: MetricsServer) -> threading.Thread:
     """Run server.serve_forever in a background thread and return that thread."""
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    # stop() waits for the accept loop to notice, which it does once per poll interval.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True)
     thread.start()
     return thread

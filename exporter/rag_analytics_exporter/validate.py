@@ -49,6 +49,8 @@ def _number(value: Any, nullable: bool) -> float | None:
         raise Rejected("null_value")
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise Rejected("wrong_type")
+    if isinstance(value, Decimal) and value.is_nan():
+        raise Rejected("non_finite")  # float() raises on a signalling NaN instead of returning nan
     number = float(value)
     if not math.isfinite(number):
         raise Rejected("non_finite")
