@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from rag_analytics_exporter.anomaly import score_day, zscore
+from rag_analytics_exporter.anomaly import score_day, weekday_factors, zscore
 
 
 def test_normal_case_matches_hand_computation():
@@ -99,3 +99,73 @@ def test_thirty_day_case_matches_numpy_free_computation():
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 29)
     score = zscore(60.0, values, min_days=7, min_relative_spread=0.01)
     assert score.zscore == pytest.approx((60.0 - mean) / sd, rel=1e-12)
+
+
+# The weekday-aware baseline. 2026-03-02 is a Monday.
+MONDAY = date(2026, 3, 2)
+
+
+def weekly(days: int, weekday_value: float, weekend_value: float, before: date = MONDAY) -> dict[date, float]:
+    """The `days` days before `before`: weekday_value Monday to Friday, weekend_value on weekends."""
+    series = {}
+    for k in range(1, days + 1):
+        d = before - timedelta(days=k)
+        series[d] = weekend_value if d.weekday() >= 5 else weekday_value
+    return series
+
+
+def test_weekday_baseline_catches_a_drop_the_plain_one_misses():
+    # Four weeks of 100 on weekdays and 50 on weekends. Weekday medians 100 (x5) and 50 (x2);
+    # the week's level is 600/7, so the factors are 7/6 on weekdays and 7/12 on weekends, and
+    # every adjusted day is 600/7: spread 0, floored at 1 % of 600/7 = 6/7.
+    # A Monday of 60 adjusts to 60 * 6/7 = 360/7: z = (360/7 - 600/7) / (6/7) = -40.
+    series = weekly(28, 100.0, 50.0) | {MONDAY: 60.0}
+    args = dict(lookback_days=28, min_days=7, min_relative_spread=0.01)
+    score = score_day(series, MONDAY, baseline="weekday", **args)
+    assert score.zscore == pytest.approx(-40.0)
+    assert score.value == 60.0
+    assert score.mean == pytest.approx(100.0), "the baseline mean reads as a usual Monday"
+    assert score.stddev == pytest.approx(0.0)
+    assert score.baseline_days == 28
+    # Plain: mean 2400/28 = 85.71, sample sd of 20 x 100 and 8 x 50 = 23.0: z = -1.12, no alarm.
+    plain = score_day(series, MONDAY, baseline="plain", **args)
+    assert plain.zscore == pytest.approx((60 - 2400 / 28) / math.sqrt((20 * (100 - 2400 / 28) ** 2
+                                                                        + 8 * (50 - 2400 / 28) ** 2) / 27))
+    assert plain.zscore > -3
+
+
+def test_weekday_baseline_hand_computed_with_spread():
+    # Two weeks: Mondays 10 and 12, Tuesday to Friday 10, weekends 5. Medians: Monday 11,
+    # Tuesday-Friday 10, weekend 5; week level (11 + 40 + 10) / 7 = 61/7; Monday factor 77/61.
+    # Adjusted Mondays 610/77 and 732/77, every other day 61/7; mean 61/7; the squared
+    # deviations are both (61/77)^2, so the sample sd is sqrt(2 (61/77)^2 / 13).
+    # A Monday of 16: z = (16 * 61/77 - 61/7) / sd.
+    series = weekly(14, 10.0, 5.0) | {MONDAY - timedelta(days=7): 12.0, MONDAY: 16.0}
+    score = score_day(series, MONDAY, lookback_days=14, min_days=7, min_relative_spread=0.0, baseline="weekday")
+    sd = math.sqrt(2 * (61 / 77) ** 2 / 13)
+    assert score.zscore == pytest.approx((16 * 61 / 77 - 61 / 7) / sd, rel=1e-12)
+    assert score.mean == pytest.approx(61 / 7 * 77 / 61)  # 11: a usual Monday
+    assert score.stddev == pytest.approx(sd * 77 / 61)
+
+
+def test_a_weekend_day_at_its_usual_level_scores_zero():
+    saturday = MONDAY - timedelta(days=2)
+    series = weekly(28, 100.0, 50.0, before=saturday) | {saturday: 50.0}
+    score = score_day(series, saturday, lookback_days=28, min_days=7, min_relative_spread=0.01, baseline="weekday")
+    assert score.zscore == pytest.approx(0.0)
+
+
+def test_a_holiday_in_the_lookback_does_not_move_its_weekday_factor():
+    usual = weekly(28, 100.0, 50.0)
+    holiday = usual | {MONDAY - timedelta(days=14): 0.0}
+    assert weekday_factors(holiday) == weekday_factors(usual)
+
+
+@pytest.mark.parametrize("series", [
+    weekly(13, 100.0, 50.0) | {MONDAY: 60.0},  # under two weeks: some weekday has a single day
+    weekly(28, 100.0, 0.0) | {MONDAY: 60.0},   # no weekend traffic: a weekday level of zero
+    {d: v for d, v in weekly(28, 100.0, 50.0).items() if d.weekday() != 2} | {MONDAY: 60.0},  # no Wednesdays
+])
+def test_without_a_usable_rhythm_the_weekday_baseline_is_the_plain_one(series):
+    args = dict(lookback_days=28, min_days=7, min_relative_spread=0.01)
+    assert score_day(series, MONDAY, baseline="weekday", **args) == score_day(series, MONDAY, baseline="plain", **args)

@@ -59,6 +59,8 @@ def test_bad_durations(bad):
     ({"anomaly": {"lookback_days": 10, "min_baseline_days": 20}}, "anomaly.min_baseline_days", "more than"),
     ({"refresh": {"interval": "60s", "max_data_age": "30s"}}, "refresh.max_data_age", "shorter"),
     ({"database": {"statement_timeout": "2m"}}, "database.statement_timeout", "shorter"),
+    ({"anomaly": {"baseline": "seasonal"}}, "anomaly.baseline", "one of plain, weekday"),
+    ({"anomaly": {"baseline": "weekday", "lookback_days": 10}}, "anomaly.lookback_days", "too short"),
 ])
 def test_mistakes_name_the_key_and_the_reason(doc, key, reason):
     with pytest.raises(ConfigError) as caught:

@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "Alertmanager when installed)", parents=[common])
     demo.add_argument("--dir", default=".demo", help="working folder for the database and configs")
     demo.add_argument("--port", type=int, default=9841, help="exporter port")
+    demo.add_argument("--prometheus-port", type=int, default=9890)
+    demo.add_argument("--alertmanager-port", type=int, default=9893)
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
     demo.set_defaults(func=cmd_demo)

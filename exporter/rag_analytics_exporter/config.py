@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from .anomaly import BASELINES, MIN_DAYS_PER_WEEKDAY
+
 ENV_PREFIX = "RAG_EXPORTER_"
 # Kept out of the YAML on purpose: a password belongs in the environment or a file.
 PASSWORD_ENV = "RAG_EXPORTER_DATABASE_PASSWORD"
@@ -82,6 +84,15 @@ def _optional_float_in(low: float, high: float) -> Callable[[Any], float | None]
     return lambda value: None if value is None or value == "" else number(value)
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {value!r}")
@@ -131,6 +142,7 @@ class Config:
     lookback_days: int = 30
     min_baseline_days: int = 7
     min_relative_spread: float = 0.01
+    baseline: str = "plain"
     max_components: int = 20
     max_models: int = 20
     max_tags: int = 50
@@ -157,6 +169,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("anomaly", "lookback_days"): ("lookback_days", _int_in(2, 400)),
     ("anomaly", "min_baseline_days"): ("min_baseline_days", _int_in(2, 400)),
     ("anomaly", "min_relative_spread"): ("min_relative_spread", _float_in(0.0, 1.0)),
+    ("anomaly", "baseline"): ("baseline", _one_of(BASELINES)),
     ("limits", "components"): ("max_components", _int_in(1, 1000)),
     ("limits", "models"): ("max_models", _int_in(1, 1000)),
     ("limits", "tags"): ("max_tags", _int_in(1, 1000)),
@@ -235,6 +248,10 @@ def _parse_into(values: dict[str, Any], errors: list[tuple[str, str]], where: st
 
 def _check_combinations(config: Config, env: Mapping[str, str]) -> None:
     errors = []
+    if config.baseline == "weekday" and config.lookback_days < 7 * MIN_DAYS_PER_WEEKDAY:
+        errors.append(("anomaly.lookback_days", f"{config.lookback_days} is too short for anomaly.baseline weekday, "
+                                                f"which needs {MIN_DAYS_PER_WEEKDAY} days of every weekday "
+                                                f"(at least {7 * MIN_DAYS_PER_WEEKDAY})"))
     if config.min_baseline_days > config.lookback_days:
         errors.append(("anomaly.min_baseline_days",
                        f"{config.min_baseline_days} is more than anomaly.lookback_days ({config.lookback_days})"))

@@ -56,7 +56,8 @@ def run_demo(args: argparse.Namespace) -> int:
     processes: list[tuple[str, str, subprocess.Popen]] = []
     try:
         if not args.no_prometheus:
-            start_prometheus_stack(folder, f"127.0.0.1:{running.port}", dsn, args.days - 1, processes)
+            start_prometheus_stack(folder, f"127.0.0.1:{running.port}", dsn, args.days - 1, processes,
+                                   prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port)
         print(f"\n  exporter:     http://127.0.0.1:{running.port}/metrics", flush=True)
         for name, url, _ in processes:
             print(f"  {name + ':':13} {url}", flush=True)
@@ -94,7 +95,8 @@ def backfill_history(dsn: str, data: Path, days: int, instance: str) -> None:
 
 
 def start_prometheus_stack(folder: Path, exporter_target: str, dsn: str, days: int,
-                           started: list[tuple[str, str, subprocess.Popen]]) -> None:
+                           started: list[tuple[str, str, subprocess.Popen]], prometheus_port: int = 9890,
+                           alertmanager_port: int = 9893) -> None:
     """Start Prometheus and Alertmanager when their binaries are installed, adding each to `started`
     as soon as it runs (so that a failure later still stops it)."""
     prometheus = shutil.which("prometheus")
@@ -103,9 +105,9 @@ def start_prometheus_stack(folder: Path, exporter_target: str, dsn: str, days: i
               "to see the alerts fire; the exporter runs without it)", flush=True)
         return
     alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    am_address = "127.0.0.1:9893"
+    am_address = f"127.0.0.1:{alertmanager_port}"
     if alertmanager is not None:
-        sink = WebhookSink("127.0.0.1", 9895, on_notification=print_notification)
+        sink = WebhookSink("127.0.0.1", 0, on_notification=print_notification)
         _step(f"starting Alertmanager on {am_address}; notifications are printed here ({sink.url})")
         am_dir = folder / "alertmanager"
         am_dir.mkdir(exist_ok=True)
@@ -115,7 +117,7 @@ def start_prometheus_stack(folder: Path, exporter_target: str, dsn: str, days: i
             [alertmanager, f"--config.file={am_config}", f"--storage.path={am_dir / 'data'}",
              f"--web.listen-address={am_address}", "--cluster.listen-address="],
             stdout=(am_dir / "log").open("w"), stderr=subprocess.STDOUT)))
-    prom_address = "127.0.0.1:9890"
+    prom_address = f"127.0.0.1:{prometheus_port}"
     prom_dir = folder / "prometheus"
     if not (prom_dir / "data").exists():
         backfill_history(dsn, prom_dir / "data", days=days, instance=exporter_target)

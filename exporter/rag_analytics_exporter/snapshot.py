@@ -290,7 +290,7 @@ def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Co
     scores = {}
     for key, values in series.items():
         score = score_day(values, day, lookback_days=config.lookback_days, min_days=config.min_baseline_days,
-                          min_relative_spread=config.min_relative_spread)
+                          min_relative_spread=config.min_relative_spread, baseline=config.baseline)
         if score is not None:
             scores[key] = score
     return frozen_mapping(scores)
