@@ -345,11 +345,13 @@ def feedback() -> Any:
 
 def anomalies() -> Any:
     d = new_dashboard("anomalies", "RAG Anomalies",
-                      "Yesterday scored against the 30 days before it: z-scores with the warning (3) and critical "
-                      "(6) lines, the baseline band, and the alerts they raise.")
+                      "Yesterday scored against the 30 days before it: z-scores with the warning (±3) and critical "
+                      "(±6) lines on both sides, the baseline band, and the alerts they raise.")
     d = (d.with_variable(query_variable("component", "Component", "rag_component_latency_zscore"))
          .with_variable(query_variable("model", "Model", "rag_model_tokens_zscore")))
-    zlines = [(T["zscore_warning"], "orange"), (T["zscore_critical"], "red")]
+    # The old design flagged abs(z) > 3: both sides carry the lines.
+    zlines = [(-T["zscore_critical"], "red"), (-T["zscore_warning"], "orange"),
+              (T["zscore_warning"], "orange"), (T["zscore_critical"], "red")]
     d = d.with_panel(grid(
         "Current anomaly alerts", q('ALERTS{alertname=~"Rag.*Anomaly"}', instant=True, table_format=True),
         description="Pending and firing anomaly alerts, with severity.", h=6))
@@ -377,6 +379,9 @@ def anomalies() -> Any:
         q(f"last_over_time({tband.format('mean')}[1h])", "{{model}} baseline mean"),
         q(f"last_over_time({tband.format('mean')}[1h]) + 3 * last_over_time({tband.format('stddev')}[1h])",
           "{{model}} mean + 3 sd"),
+        q(f"last_over_time({tband.format('mean')}[1h]) - 3 * last_over_time({tband.format('stddev')}[1h])",
+          "{{model}} mean - 3 sd"),
+        description="The scored day's total tokens and the baseline mean ± 3 standard deviations.",
         dashed=".* sd"))
     d = d.with_panel(series("Error ratio against its threshold", "percentunit",
                             q('last_over_time(rag_component_error_ratio{component=~"$component"}[1h])',

@@ -57,11 +57,13 @@ def test_file_format(seeded, tmp_path):
         assert int(stamp) % 3600 == 60, "one minute past the hour, never on midnight"
 
 
-def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path):
-    """Today's backfilled samples carry exactly what /metrics serves today."""
+@pytest.mark.parametrize("baseline", ["plain", "weekday"])
+def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path, baseline):
+    """Today's backfilled samples carry exactly what /metrics serves today, with either anomaly baseline."""
     at = min(NOW + timedelta(hours=4), datetime.combine(TODAY, time(23, 59, 59), tzinfo=timezone.utc))
     output = tmp_path / "history.om"
-    backfill(seeded, None, Config(dsn=seeded), TODAY - timedelta(days=2), output, at=at, target=TARGET)
+    config = Config(dsn=seeded, baseline=baseline)
+    backfill(seeded, None, config, TODAY - timedelta(days=2), output, at=at, target=TARGET)
     backfilled = {}
     for family in text_string_to_metric_families(output.read_text()):
         for sample in family.samples:
@@ -70,7 +72,7 @@ def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path):
                 assert {k: sample.labels[k] for k in TARGET} == TARGET
                 backfilled[(sample.name, tuple(sorted(labels.items())))] = sample.value
     refresher = Refresher(Database(seeded, password=None, application_name="t", connect_timeout=2,
-                                   statement_timeout=5, lock_timeout=1), Config(dsn=seeded))
+                                   statement_timeout=5, lock_timeout=1), config)
     refresher.refresh()
     live = {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in build_registry(lambda: refresher.snapshot).collect() for s in family.samples
@@ -78,6 +80,9 @@ def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path):
     assert backfilled.keys() == live.keys()
     for key, value in live.items():
         assert backfilled[key] == pytest.approx(value, rel=1e-12), key
+    # The demo's injected anomalies (llm latency 2.2x, gpt-4o calls 4x) score critical in both modes.
+    assert live[("rag_component_latency_zscore", (("component", "llm"),))] > 6
+    assert live[("rag_model_tokens_zscore", (("model", "gpt-4o"),))] > 6
 
 
 def test_prometheus_serves_the_backfilled_history_day_by_day(seeded, tmp_path, promtool):

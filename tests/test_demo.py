@@ -26,14 +26,15 @@ def prometheus(port: int, expr: str) -> list:
     return body["data"]["result"]
 
 
-def test_demo_runs_the_stack_with_history_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("baseline", ["plain", "weekday"])
+def test_demo_runs_the_stack_with_history_and_stops_cleanly(tmp_path, baseline):
     for binary in ("prometheus", "promtool", "prometheus-alertmanager"):
         require_binary(binary)
     port, prometheus_port = free_port(), free_port()
     log = tmp_path / "demo.log"
     process = subprocess.Popen([sys.executable, "-m", "rag_analytics_exporter.cli", "demo", "--dir",
                                 str(tmp_path / "demo"), "--port", str(port), "--prometheus-port", str(prometheus_port),
-                                "--alertmanager-port", str(free_port())], stdout=log.open("w"),
+                                "--alertmanager-port", str(free_port()), "--baseline", baseline], stdout=log.open("w"),
                                stderr=subprocess.STDOUT)
     try:
         wait_for("the demo to be ready", lambda: "Ctrl-C stops everything" in log.read_text(), 120)

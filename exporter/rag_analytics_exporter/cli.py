@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from . import __version__
 from . import config as config_module
+from .anomaly import BASELINES
 from .app import start_exporter, wait_for_signal
 from .config import Config, ConfigError
 from .webconfig import load_web_config
@@ -219,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=9841, help="exporter port")
     demo.add_argument("--prometheus-port", type=int, default=9890)
     demo.add_argument("--alertmanager-port", type=int, default=9893)
+    demo.add_argument("--baseline", choices=BASELINES, default="plain",
+                      help="anomaly baseline: plain (default) or weekday (docs/metrics.md)")
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
     demo.set_defaults(func=cmd_demo)

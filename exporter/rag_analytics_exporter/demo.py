@@ -51,12 +51,12 @@ def run_demo(args: argparse.Namespace) -> int:
     print("    " + ", ".join(f"{table} {count}" for table, count in counts.items()), flush=True)
     _step(f"starting the exporter on 127.0.0.1:{args.port}")
     config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=args.port, refresh_interval=15.0,
-                    chunk_refresh_interval=60.0, max_data_age=120.0, statement_timeout=5.0)
+                    chunk_refresh_interval=60.0, max_data_age=120.0, statement_timeout=5.0, baseline=args.baseline)
     running = start_exporter(config, password=None)
     processes: list[tuple[str, str, subprocess.Popen]] = []
     try:
         if not args.no_prometheus:
-            start_prometheus_stack(folder, f"127.0.0.1:{running.port}", dsn, args.days - 1, processes,
+            start_prometheus_stack(folder, f"127.0.0.1:{running.port}", config, args.days - 1, processes,
                                    prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port)
         print(f"\n  exporter:     http://127.0.0.1:{running.port}/metrics", flush=True)
         for name, url, _ in processes:
@@ -76,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def backfill_history(dsn: str, data: Path, days: int, instance: str) -> None:
+def backfill_history(config: Config, data: Path, days: int, instance: str) -> None:
     """Give a new Prometheus the demo's history: backfill, then promtool builds the TSDB blocks."""
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -86,7 +86,7 @@ def backfill_history(dsn: str, data: Path, days: int, instance: str) -> None:
     data.parent.mkdir(parents=True, exist_ok=True)
     history = data.parent / "history.om"
     today = datetime.now(timezone.utc).date()
-    stats = backfill(dsn, None, Config(dsn=dsn), today - timedelta(days=days), history,
+    stats = backfill(config.dsn, None, config, today - timedelta(days=days), history,
                      target={"job": "rag-analytics-exporter", "instance": instance})
     subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
                     str(history), str(data)], check=True, stdout=subprocess.DEVNULL)
@@ -94,7 +94,7 @@ def backfill_history(dsn: str, data: Path, days: int, instance: str) -> None:
     history.unlink()
 
 
-def start_prometheus_stack(folder: Path, exporter_target: str, dsn: str, days: int,
+def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, days: int,
                            started: list[tuple[str, str, subprocess.Popen]], prometheus_port: int = 9890,
                            alertmanager_port: int = 9893) -> None:
     """Start Prometheus and Alertmanager when their binaries are installed, adding each to `started`
@@ -120,7 +120,7 @@ def start_prometheus_stack(folder: Path, exporter_target: str, dsn: str, days: i
     prom_address = f"127.0.0.1:{prometheus_port}"
     prom_dir = folder / "prometheus"
     if not (prom_dir / "data").exists():
-        backfill_history(dsn, prom_dir / "data", days=days, instance=exporter_target)
+        backfill_history(config, prom_dir / "data", days=days, instance=exporter_target)
     rules = write_scaled_rules(prom_dir / "rules", factor=DEMO_FOR_FACTOR)
     _step(f"starting Prometheus on {prom_address} (alert 'for:' durations divided by {DEMO_FOR_FACTOR:g} "
           "so the injected anomalies fire within a minute)")
