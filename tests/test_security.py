@@ -118,6 +118,7 @@ def test_idle_connections_without_client_hello_do_not_block_scrapes(serve_with, 
             started = time.perf_counter()
             assert https_get(running.port, certs, timeout=2) == 200
             durations.append(time.perf_counter() - started)
+        print(f"TLS scrapes beside 5 silent connections: max {max(durations) * 1000:.0f} ms (bound 1000 ms)")
         assert max(durations) < 1.0, durations
     finally:
         for sock in idle:
@@ -159,6 +160,8 @@ def test_an_unknown_user_takes_as_long_as_a_known_one(serve_with):
             durations.append(time.perf_counter() - started)
     known, unknown = statistics.median(samples["prometheus"]), statistics.median(samples["mallory"])
     assert known > 0.01, "bcrypt should cost milliseconds at cost 10"
+    print(f"bcrypt: known user {known * 1000:.1f} ms, unknown {unknown * 1000:.1f} ms, ratio {unknown / known:.2f} "
+          "(bounds 0.5-2.0)")
     assert 0.5 < unknown / known < 2.0, f"known user {known * 1000:.1f}ms, unknown {unknown * 1000:.1f}ms"
 
 
@@ -192,6 +195,7 @@ def test_http_requests_are_bounded(serve_with):
         started = time.monotonic()
         assert urllib.request.urlopen(f"http://127.0.0.1:{running.port}/metrics", timeout=2).status == 200
         assert stalled.recv(100) == b"", "the server closes a stalled request after its client timeout"
+        print(f"stalled request dropped after {time.monotonic() - started:.1f}s (client timeout 5s, bound 10s)")
         assert time.monotonic() - started < 10
 
 
@@ -285,6 +289,7 @@ def test_sigterm_finishes_the_scrape_closes_the_connection_and_exits_0(tmp_path)
             process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
             process.wait()
             pytest.fail("no exit within 5s after SIGTERM:\n" + (tmp_path / "serve.log").read_text()[-6000:])
+        print(f"exited {time.monotonic() - signalled:.2f}s after SIGTERM (bound 5s)")
         assert time.monotonic() - signalled < 5
         assert _sessions(postgres.dsn) == 0, "the database connection was closed"
     finally:
