@@ -1,5 +1,5 @@
 # Front-door commands are ./scripts/demo and ./scripts/test; these are the same plus the benchmark.
-.PHONY: demo test benchmark dashboards
+.PHONY: demo test benchmark flood dashboards
 
 demo:
 	./scripts/demo
@@ -17,6 +17,13 @@ benchmark:
 	@test -x bench/.peers/bin/query-exporter || (python3 -m venv bench/.peers && \
 		bench/.peers/bin/pip install -q --disable-pip-version-check 'query-exporter==5.*' psycopg2-binary)
 	.venv/bin/python bench/run.py $(BENCH_ARGS)
+
+# Connection floods against ours and postgres_exporter (not a test): make flood FLOOD_ARGS="--bursts 3000"
+flood:
+	./scripts/setup
+	@command -v prometheus-postgres-exporter >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-postgres-exporter >/dev/null)
+	.venv/bin/python bench/flood.py $(FLOOD_ARGS)
 
 dashboards:
 	.venv/bin/python grafana/generate.py

@@ -64,7 +64,7 @@ def start_exporter(config: Config, password: str | None, web: WebConfig | None =
     refresher = Refresher(database, config)
     exposition = Exposition(lambda: refresher.snapshot)
     refresher.on_publish(exposition.warm)
-    server = MetricsServer((config.listen_host, config.listen_port), exposition, web)
+    server = MetricsServer((config.listen_host, config.listen_port), exposition, web, config.max_requests)
     serve_in_thread(server)
     scheduler = start_scheduler(refresher, config.refresh_interval)
     return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)

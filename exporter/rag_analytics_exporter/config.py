@@ -136,6 +136,7 @@ class Config:
     listen_host: str = "0.0.0.0"
     listen_port: int = 9841
     web_config_file: str | None = None
+    max_requests: int = 40
     refresh_interval: float = 60.0
     chunk_refresh_interval: float = 600.0
     max_data_age: float = 300.0
@@ -163,6 +164,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("database", "application_name"): ("application_name", _text),
     ("web", "listen_address"): ("listen_address", parse_listen_address),
     ("web", "config_file"): ("web_config_file", _optional_path),
+    ("web", "max_requests"): ("max_requests", _int_in(0, 100_000)),
     ("refresh", "interval"): ("refresh_interval", parse_duration),
     ("refresh", "chunk_interval"): ("chunk_refresh_interval", parse_duration),
     ("refresh", "max_data_age"): ("max_data_age", parse_duration),
