@@ -106,12 +106,13 @@ def query(dsn: str, sql: str, params: object = None) -> list[tuple]:
         conn.close()
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, hint: str | None = None) -> str:
     """The path of a binary the test needs, or a failure saying how to install it (never a skip)."""
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed: run ./scripts/test, which installs Debian's prometheus and "
-                    f"prometheus-alertmanager packages, or apt-get install them yourself")
+        pytest.fail(f"{name} is not installed: " + (hint or "run ./scripts/test, which installs Debian's prometheus "
+                                                           "and prometheus-alertmanager packages, or apt-get install "
+                                                           "them yourself"))
     return path
 
 
