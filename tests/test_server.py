@@ -167,3 +167,19 @@ def test_a_new_snapshot_is_rendered_by_the_refresh_not_by_a_scrape(dsn):
     for _ in range(2):
         refresher.refresh()
         assert exposition._cache[0] is refresher.snapshot, "rendered in the refresh thread, before any scrape"
+
+
+def test_listening_on_all_ipv6_addresses_serves_ipv4_too():
+    """web.listen_address [::]:PORT takes both families, as http.server did on Linux."""
+    from rag_analytics_exporter.server import Exposition, MetricsServer, serve_in_thread
+    from rag_analytics_exporter.snapshot import empty_snapshot
+
+    snapshot = empty_snapshot(Config())
+    server = MetricsServer(("::", 0), Exposition(lambda: snapshot))
+    serve_in_thread(server)
+    try:
+        port = server.server_address[1]
+        for host in ("127.0.0.1", "[::1]"):
+            assert fetch(f"http://{host}:{port}/-/healthy")[0] == 200, host
+    finally:
+        assert server.stop(2.0)

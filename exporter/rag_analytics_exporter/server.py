@@ -417,7 +417,9 @@ class MetricsServer:
         # Bound here, in the caller's thread, so that a port in use fails start-up at once. The backlog
         # is the largest the kernel allows (as Go's listeners): in a burst of thousands of connections,
         # a scrape's handshake must find room, not wait for a SYN retransmit (1 s, then 3 s).
-        self.socket = socket.create_server(address, family=family, backlog=socket.SOMAXCONN)
+        # [::] also takes IPv4, as Linux's default (and http.server's) was.
+        self.socket = socket.create_server(address, family=family, backlog=socket.SOMAXCONN,
+                                           dualstack_ipv6=family == socket.AF_INET6 and socket.has_dualstack_ipv6())
         self.socket.setblocking(False)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         self.loop = asyncio.new_event_loop()
