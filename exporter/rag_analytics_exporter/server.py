@@ -115,8 +115,8 @@ class HttpStats(Collector):
         disconnects.add_metric([], self.disconnects)
         refused = CounterMetricFamily(
             "rag_exporter_http_refused_total",
-            "Connections or requests the server refused: max_requests (503, over web.max_requests answered at "
-            "once), timeout (no complete request head within 5 s), too_large (head over 64 KiB), bad_request, "
+            "Connections or requests the server refused: max_requests (503, over web.max_requests in progress "
+            "at once), timeout (no complete request head within 5 s), too_large (head over 64 KiB), bad_request, "
             "tls_handshake (failed or not finished within 5 s).", labels=["reason"])
         for reason in self.REASONS:
             refused.add_metric([reason], self.refused[reason])
@@ -178,7 +178,11 @@ class _Connection(asyncio.Protocol):
         self._head = bytearray()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self.answering = False  # the head is complete: counted in the server's requests at once
+        self.requested = False  # the head is complete
+        # Holds one of web.max_requests from its complete head until its response is all handed to
+        # the kernel: answers on the loop take no time, so what the bound counts is requests
+        # waiting for bcrypt and responses that a slow client has not taken yet.
+        self.holds_slot = False
         self._responded = False
         self._gone = False  # counted as a client disconnect already
 
@@ -188,7 +192,7 @@ class _Connection(asyncio.Protocol):
         self._timer = self._loop.call_later(CLIENT_TIMEOUT_SECONDS, self._timed_out)
 
     def data_received(self, data: bytes) -> None:
-        if self.answering or self._responded:
+        if self.requested or self._responded:
             return  # one request per connection; what follows is read and dropped
         self._head += data
         end = _end_of_head(self._head)
@@ -204,10 +208,11 @@ class _Connection(asyncio.Protocol):
             self._refuse(refused)
             return
         self._head.clear()
+        self.requested = True
         self._server.answer(self, method, target, headers)
 
     def eof_received(self) -> bool:
-        if self.answering and not self._responded:
+        if self.requested and not self._responded:
             return True  # the client only half-closed: its response still goes out
         if not self._responded:
             # The head ended in EOF, not in a blank line: a request cut short. Nothing is rendered.
@@ -237,6 +242,8 @@ class _Connection(asyncio.Protocol):
         head = f"HTTP/1.0 {status} {_REASONS[status]}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
         self._responded = True
         self._transport.write(head.encode("latin-1") + b"\r\n" + (body if send_body else b""))
+        if not self._transport.get_write_buffer_size():
+            self._server.release(self)
         self._timer.cancel()
         if linger:
             if self._transport.can_write_eof():
@@ -370,6 +377,9 @@ class _PlainTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self._closing
 
+    def get_write_buffer_size(self) -> int:
+        return len(self._out)
+
     def close(self) -> None:
         if self._closing:
             return
@@ -481,10 +491,14 @@ class MetricsServer:
     def forget(self, connection: _Connection) -> None:
         """A connection closed."""
         self.connections.discard(connection)
-        if connection.answering:
-            connection.answering = False
-            self._answering -= 1
+        self.release(connection)
         self._check_idle()
+
+    def release(self, connection: _Connection) -> None:
+        """The connection's request no longer counts against web.max_requests."""
+        if connection.holds_slot:
+            connection.holds_slot = False
+            self._answering -= 1
 
     def _check_idle(self) -> None:
         if self._idle is not None and not self.connections and not self._handshakes:
@@ -541,7 +555,7 @@ class MetricsServer:
                                 self.max_requests)
             connection.respond(503, b"503 too many requests at once\n", {"Retry-After": "1"}, True)
             return
-        connection.answering = True
+        connection.holds_slot = True
         self._answering += 1
         if method not in ("GET", "HEAD"):
             connection.respond(405, b"405 method not allowed\n", {"Allow": "GET, HEAD"}, True)
