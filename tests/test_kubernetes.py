@@ -147,6 +147,8 @@ def test_the_pod_is_locked_down_and_probed_as_documented(rendered):
     assert production["replicas"] == 2
     assert production["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert "--web.config.file" in production["template"]["spec"]["containers"][0]["args"]
+    web = next(v for v in production["template"]["spec"]["volumes"] if v["name"] == "web")
+    assert web["secret"]["secretName"].startswith("rag-analytics-exporter-web-"), "the web config is a Secret"
     endpoint = of_kind(rendered["examples/production"], "ServiceMonitor")[0]["spec"]["endpoints"][0]
     assert endpoint["scheme"] == "https"
     assert endpoint["tlsConfig"]["ca"]["secret"]["name"] == "rag-analytics-exporter-tls"
