@@ -151,3 +151,28 @@ def test_the_exporter_holds_its_database_connection_through_a_flood(serve, dsn):
             sock.close()
     sessions = query(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rag-analytics-exporter'")
     assert sessions[0][0] == 1
+
+
+def test_a_failing_answer_is_one_warning_a_minute_not_one_per_request(caplog):
+    """A bug in rendering must not turn a burst of requests into a burst of tracebacks."""
+    import logging
+
+    from rag_analytics_exporter.config import Config
+    from rag_analytics_exporter.server import Exposition, MetricsServer, serve_in_thread
+    from rag_analytics_exporter.snapshot import empty_snapshot
+
+    class Broken(Exposition):
+        def body(self, gzipped: bool) -> bytes:
+            raise RuntimeError("render failed")
+
+    snapshot = empty_snapshot(Config())
+    server = MetricsServer(("127.0.0.1", 0), Broken(lambda: snapshot))
+    serve_in_thread(server)
+    caplog.set_level(logging.WARNING)
+    try:
+        for _ in range(50):
+            assert scrape(server.server_address[1]) is None  # the connection is dropped at once
+    finally:
+        assert server.stop(2.0)
+    warnings = [r for r in caplog.records if "error answering" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info is not None

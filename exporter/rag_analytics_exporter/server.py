@@ -209,7 +209,11 @@ class _Connection(asyncio.Protocol):
             return
         self._head.clear()
         self.requested = True
-        self._server.answer(self, method, target, headers)
+        try:
+            self._server.answer(self, method, target, headers)
+        except Exception:  # noqa: BLE001 (a bug in one answer must not flood the log through the loop's handler)
+            self._server.warn("internal", "error answering a request", exc_info=True)
+            self.abort()
 
     def eof_received(self) -> bool:
         if self.requested and not self._responded:
@@ -493,6 +497,10 @@ class MetricsServer:
         self.connections.discard(connection)
         self.release(connection)
         self._check_idle()
+
+    def warn(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
+        """A warning of this kind, at most once a minute."""
+        self._warnings.warn(kind, message, *args, exc_info=exc_info)
 
     def release(self, connection: _Connection) -> None:
         """The connection's request no longer counts against web.max_requests."""
