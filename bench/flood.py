@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import errno
 import multiprocessing
-import os
 import re
 import resource
 import selectors
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,11 +34,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import OUT, free_port  # noqa: E402
+from run import Subject as Process  # noqa: E402
 
 from rag_analytics_exporter.db import init_db  # noqa: E402
 from rag_analytics_exporter.seed import DemoScale, TablesNotEmpty, seed  # noqa: E402
 
-OUT = Path(__file__).parent / "out"
 HALF_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
 HOLD_SECONDS = 2.0
 AFTER_SECONDS = 15.0
@@ -48,14 +49,12 @@ SCRAPE_EVERY = 0.25
 SCRAPE_TIMEOUT = 2.0
 
 
-@dataclass
-class Subject:
-    """A running exporter process with its log file."""
+class Subject(Process):
+    """An exporter process (started and stopped by run.py's Subject), with what a flood reads of it."""
 
-    name: str
-    process: subprocess.Popen
-    port: int
-    log: Path
+    @property
+    def log(self) -> Path:
+        return OUT / f"{self.name.replace(' ', '_')}.log"
 
     def status(self, key: str) -> int:
         text = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -64,13 +63,6 @@ class Subject:
     def log_lines(self) -> int:
         with self.log.open("rb") as f:
             return sum(1 for _ in f)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 @dataclass
@@ -91,37 +83,10 @@ class Scrapes:
                 "max_ms": max(worst, default=0.0) * 1000}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise SystemExit(f"did not start; see {log}")
-        time.sleep(0.2)
-
-
-def start(name: str, args: list[str], env: dict[str, str], port: int) -> Subject:
-    log = OUT / f"flood-{name}.log"
-    process = subprocess.Popen(args, env=os.environ | env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    wait_ready(port, process, log)
-    return Subject(name, process, port, log)
-
-
 def ours(dsn: str) -> Subject:
     port = free_port()
-    return start("ours", [sys.executable, "-m", "rag_analytics_exporter.cli", "serve",
-                          f"--web.listen-address=127.0.0.1:{port}"], {"RAG_EXPORTER_DSN": dsn}, port)
+    return Subject("flood-ours", [sys.executable, "-m", "rag_analytics_exporter.cli", "serve",
+                                  f"--web.listen-address=127.0.0.1:{port}"], port, {"RAG_EXPORTER_DSN": dsn})
 
 
 def postgres_exporter(dsn: str) -> Subject | None:
@@ -130,8 +95,8 @@ def postgres_exporter(dsn: str) -> Subject | None:
         print("(prometheus-postgres-exporter is not installed: make benchmark installs it)")
         return None
     port = free_port()
-    return start("postgres_exporter", [binary, f"--web.listen-address=127.0.0.1:{port}"],
-                 {"DATA_SOURCE_NAME": dsn}, port)
+    return Subject("flood-postgres_exporter", [binary, f"--web.listen-address=127.0.0.1:{port}"], port,
+                   {"DATA_SOURCE_NAME": dsn})
 
 
 def scraper(port: int, scrapes: Scrapes, stop: threading.Event) -> None:
