@@ -1,5 +1,5 @@
 # Front-door commands are ./scripts/demo and ./scripts/test; these are the same plus the benchmark.
-.PHONY: demo test benchmark flood dashboards
+.PHONY: demo test benchmark flood generate
 
 demo:
 	./scripts/demo
@@ -25,5 +25,7 @@ flood:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-postgres-exporter >/dev/null)
 	.venv/bin/python bench/flood.py $(FLOOD_ARGS)
 
-dashboards:
-	.venv/bin/python grafana/generate.py
+# Rules and dashboards from mixin/ (one config for their selectors), then the Kubernetes objects made from them.
+generate:
+	.venv/bin/python -m mixin
+	.venv/bin/python deploy/kubernetes/generate.py

@@ -106,17 +106,23 @@ class Process:
 
 
 class Prometheus(Process):
-    """A real Prometheus on a free loopback port scraping the given target with the given rules."""
+    """A real Prometheus on a free loopback port scraping the given targets with the given rules.
 
-    def __init__(self, folder: Path, target: str, rule_files: list[Path], alertmanager: str | None = None,
-                 interval: str = "1s", extra_args: list[str] | None = None):
+    targets: one exporter, or static_configs ({targets, labels}) of several; config: a whole
+    prometheus.yml instead (then targets, rule_files, alertmanager and interval are not used).
+    """
+
+    def __init__(self, folder: Path, targets: str | list[dict[str, Any]] = (), rule_files: list[Path] = (),
+                 alertmanager: str | None = None, interval: str = "1s", extra_args: list[str] | None = None,
+                 config: str | None = None):
         binary = require_binary("prometheus")
         folder.mkdir(parents=True, exist_ok=True)
         self.data = folder / "data"
-        config = folder / "prometheus.yml"
-        config.write_text(prometheus_config(target, alertmanager, interval=interval, rule_files=rule_files))
+        config_file = folder / "prometheus.yml"
+        config_file.write_text(config or prometheus_config(targets, alertmanager, interval=interval,
+                                                           rule_files=list(rule_files)))
         self.address = f"127.0.0.1:{free_port()}"
-        super().__init__([binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+        super().__init__([binary, f"--config.file={config_file}", f"--storage.tsdb.path={folder / 'data'}",
                           f"--web.listen-address={self.address}", *(extra_args or [])], folder / "log")
         wait_for(f"Prometheus ready (log: {self.log})", lambda: _ready(f"http://{self.address}/-/ready"), 30)
 
@@ -139,14 +145,27 @@ class Prometheus(Process):
 
 
 class Alertmanager(Process):
-    """A real Alertmanager on a free loopback port delivering to webhook_base with test timings."""
+    """A real Alertmanager on a free loopback port delivering to webhook_base with test timings.
 
-    def __init__(self, folder: Path, webhook_base: str):
+    Alone by default; with cluster (its gossip address) and peers, a member of a cluster on loopback.
+    """
+
+    def __init__(self, folder: Path, webhook_base: str, cluster: str | None = None, peers: list[str] = (),
+                 peer_timeout: str = "15s"):
         binary = require_binary("prometheus-alertmanager")
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "alertmanager.yml"
         config.write_text(alertmanager_config(webhook_base, fast=True))
         self.address = f"127.0.0.1:{free_port()}"
+        gossip = ([f"--cluster.listen-address={cluster}", *(f"--cluster.peer={peer}" for peer in peers),
+                   f"--cluster.peer-timeout={peer_timeout}"] if cluster else ["--cluster.listen-address="])
         super().__init__([binary, f"--config.file={config}", f"--storage.path={folder / 'data'}",
-                          f"--web.listen-address={self.address}", "--cluster.listen-address="], folder / "log")
+                          f"--web.listen-address={self.address}", f"--web.external-url=http://{self.address}",
+                          *gossip], folder / "log")
         wait_for(f"Alertmanager ready (log: {self.log})", lambda: _ready(f"http://{self.address}/-/ready"), 30)
+
+    def status(self) -> dict[str, Any]:
+        return http_json(f"http://{self.address}/api/v2/status")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return http_json(f"http://{self.address}/api/v2/alerts")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 from conftest import REPO, require_binary
+from mixin.config import CONFIG
 
 ALERTING = REPO / "alerting"
 RULE_FILES = sorted((ALERTING / "rules").glob("*.yml"))
@@ -105,6 +107,23 @@ def test_routing(amtool, case):
 def test_routing_check_can_fail(amtool):
     """The routing cases would catch a wrong receiver."""
     assert route(amtool, "pager", {"alertname": "X", "severity": "warning"}).returncode != 0
+
+
+def test_alertmanager_keeps_deployments_apart():
+    """Grouping and every inhibition name the deployment labels: one deployment's alerts are never merged
+    into another's notification, nor silence another's."""
+    config = yaml.safe_load((ALERTING / "alertmanager.yml").read_text())
+    assert set(CONFIG.deployment_labels) <= set(config["route"]["group_by"])
+    assert not set(CONFIG.replica_labels) & set(config["route"]["group_by"]), "replicas would split notifications"
+    for rule in config["inhibit_rules"]:
+        assert set(CONFIG.deployment_labels) <= set(rule["equal"]), rule
+        assert not set(CONFIG.replica_labels) & set(rule["equal"]), f"a deployment-wide alert names no replica: {rule}"
+
+
+def test_rules_are_what_the_mixin_generates():
+    result = subprocess.run([sys.executable, "-m", "mixin", "--check"], capture_output=True, text=True, timeout=120,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
 
 
 def test_compose_prometheus_config_is_valid(promtool):

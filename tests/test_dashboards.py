@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import math
 import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, scratch_database
+from mixin.config import CONFIG
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.backfill import backfill
 from rag_analytics_exporter.config import Config
@@ -39,8 +44,8 @@ def targets() -> list[tuple[str, dict, dict]]:
 
 
 def test_committed_json_is_what_the_generator_makes():
-    result = subprocess.run([sys.executable, str(GRAFANA / "generate.py"), "--check"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "mixin", "--check"], capture_output=True, text=True, timeout=120,
+                            cwd=REPO)
     assert result.returncode == 0, result.stderr
 
 
@@ -56,12 +61,36 @@ def test_dashboards_load_with_unique_stable_uids():
         assert len({p["id"] for p in d["panels"]}) == len(d["panels"]), f"{name}: panel ids repeat"
 
 
-def test_every_datasource_reference_resolves():
+def test_every_datasource_reference_is_the_variable_whose_default_is_provisioned():
+    """Imported into a Grafana whose Prometheus has another uid, the dashboards follow the variable: no panel,
+    query or variable pins a uid, and the provisioned one appears only as the variable's default."""
     for name, d in DASHBOARDS.items():
+        variable = next(v for v in d["templating"]["list"] if v["name"] == "datasource")
+        assert variable["type"] == "datasource" and variable["query"] == "prometheus", name
+        assert variable["current"]["value"] in PROVISIONED_UIDS, name
         refs = [v["datasource"] for v in d["templating"]["list"] if v.get("datasource")]
-        refs += [p["datasource"] for p in panels(d)] + [t["datasource"] for _, p, t in targets() if t]
-        for ref in refs:
-            assert ref["uid"] in PROVISIONED_UIDS, f"{name}: datasource {ref} is not provisioned"
+        refs += [p["datasource"] for p in panels(d)] + [t["datasource"] for p in panels(d) for t in p["targets"]]
+        assert refs and all(ref == {"type": "prometheus", "uid": "${datasource}"} for ref in refs), name
+        assert json.dumps(d).count(f'"{CONFIG.datasource_uid}"') == 1, f"{name} pins {CONFIG.datasource_uid}"
+
+
+def test_every_query_is_scoped_to_the_selected_deployments():
+    """Every query names our job and every deployment variable, and de-duplicates exporter replicas: with
+    max without the replica labels or max by the deployment labels (never a sum), or by reading series that
+    the rules already made one per deployment (ALERTS, recording rules). The exporter dashboard shows each
+    replica on purpose."""
+    for name, d in DASHBOARDS.items():
+        for panel in panels(d):
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for label in CONFIG.deployment_labels:
+                    assert f'{label}=~"${label}"' in expr, f"{name} / {panel['title']}: not scoped by ${label}"
+                per_replica = d["uid"] == "rag-exporter"
+                deduplicated = (f"max without ({', '.join(CONFIG.replica_labels)})" in expr
+                                or f"max by ({', '.join(CONFIG.deployment_labels)})" in expr) or re.search(
+                    r"\bALERTS\{|\b\w+:\w+:\w+\{", expr)
+                assert per_replica or deduplicated, \
+                    f"{name} / {panel['title']}: exporter replicas are not de-duplicated: {expr}"
 
 
 def test_every_variable_used_is_defined():
@@ -100,79 +129,184 @@ def test_old_page_mapping_names_real_panels():
             assert (dashboard, title.strip().strip("*")) in titles, (dashboard, title)
 
 
-# --- every panel query against a real Prometheus -------------------------------------------------
+# --- every panel query against real Prometheus servers ------------------------------------------
+# Two deployments; A has two exporter replicas. One Prometheus scrapes all three exporters, and one
+# Prometheus per deployment scrapes only that deployment's first replica: what a panel shows for a
+# deployment must be what it shows when only that deployment is scraped, no doubling and no mixing.
+
+DEPLOYMENTS = {"A": {"environment": "production", "rag_service": "support"},
+               "B": {"environment": "staging", "rag_service": "support"}}
+REPLICAS = {"A": 2, "B": 1}
+SEEDS = {"A": 42, "B": 7}  # different data, so that a mixed or summed value cannot pass for the right one
+
+
+@dataclass
+class Stacks:
+    combined: Prometheus
+    alone: dict[str, Prometheus]
+    instances: dict[str, list[str]]
+
+
+def build_blocks(histories: list[Path], data: Path) -> None:
+    for history in histories:
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
+                        str(history), str(data)], check=True, capture_output=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
-def live(pg_server, tmp_path_factory):
-    """Demo data, the exporter, 59 days of backfilled history, and Prometheus with the rules."""
+def stacks(pg_server, tmp_path_factory):
+    """Each deployment's database with its own demo data, its exporters with 59 days of backfilled
+    history each, and the Prometheus servers (with the rules) described above."""
     folder = tmp_path_factory.mktemp("dash")
-    with scratch_database(pg_server, "dashboards") as dsn:
-        init_db(dsn)
-        seed(dsn, scale=DemoScale(days=60, chunks=3000))
-        config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=1,
-                        chunk_refresh_interval=1, statement_timeout=0.8, max_data_age=60,
-                        default_daily_cost_budget_usd=100.0)
-        exporter = start_exporter(config, None)
-        target = f"127.0.0.1:{exporter.port}"
-        today = datetime.now(timezone.utc).date()
-        history = folder / "history.om"
-        backfill(dsn, None, config, today - timedelta(days=59), history,
-                 target={"job": "rag-analytics-exporter", "instance": target})
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
-                        str(history), str(folder / "prom" / "data")], check=True, capture_output=True, timeout=300)
-        rules = write_scaled_rules(folder / "rules", factor=300)
-        prometheus = Prometheus(folder / "prom", target, rules, extra_args=["--storage.tsdb.retention.time=400d"])
-        try:
-            for expr in ('ALERTS{alertname=~"Rag.*Anomaly"}', "model:rag_model_tokens:burn_rate1h_per_day",
+    today = datetime.now(timezone.utc).date()
+    rules = write_scaled_rules(folder / "rules", factor=300)
+    with contextlib.ExitStack() as stack:
+        instances, histories, static_configs = {}, {}, []
+        for name, labels in DEPLOYMENTS.items():
+            dsn = stack.enter_context(scratch_database(pg_server, f"dashboards_{name.lower()}"))
+            init_db(dsn)
+            seed(dsn, scale=DemoScale(days=60, chunks=3000), seed_value=SEEDS[name])
+            config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=1,
+                            chunk_refresh_interval=1, statement_timeout=0.8, max_data_age=60,
+                            default_daily_cost_budget_usd=100.0)
+            instances[name], histories[name] = [], []
+            for replica in range(REPLICAS[name]):
+                exporter = start_exporter(config, None)
+                stack.callback(exporter.stop)
+                instance = f"127.0.0.1:{exporter.port}"
+                history = folder / f"{name}{replica}.om"
+                backfill(dsn, None, config, today - timedelta(days=59), history,
+                         target={"job": "rag-analytics-exporter", "instance": instance, **labels})
+                instances[name].append(instance)
+                histories[name].append(history)
+            static_configs.append({"targets": instances[name], "labels": labels})
+
+        def prometheus(key: str, targets: list[dict], blocks: list[Path]) -> Prometheus:
+            build_blocks(blocks, folder / key / "data")
+            server = Prometheus(folder / key, targets, rules, extra_args=["--storage.tsdb.retention.time=400d"])
+            stack.callback(server.stop)
+            return server
+
+        combined = prometheus("combined", static_configs, [h for name in DEPLOYMENTS for h in histories[name]])
+        alone = {name: prometheus(f"alone-{name}", [{"targets": instances[name][:1], "labels": labels}],
+                                  histories[name][:1]) for name, labels in DEPLOYMENTS.items()}
+        servers = [combined, *alone.values()]
+        for server in servers:
+            for expr in ('ALERTS{alertname=~"Rag.*Anomaly",alertstate="firing"}',
+                         "model:rag_model_tokens:burn_rate1h_per_day",
                          'rate(process_cpu_seconds_total{job="rag-analytics-exporter"}[5m])',
                          'increase(rag_exporter_refresh_errors_total[5m])'):
-                wait_for(f"{expr} to have data", lambda e=expr: prometheus.query(e), 60)
-            yield prometheus
-        finally:
-            prometheus.stop()
-            exporter.stop()
+                wait_for(f"{expr} to have data", lambda e=expr, s=server: s.query(e), 60)
+        # Alerts still pending in one server and firing in another would differ for timing alone.
+        wait_for("no pending alert in any server",
+                 lambda: not any(s.query('ALERTS{alertstate="pending"}') for s in servers), 60)
+        yield Stacks(combined, alone, instances)
 
 
-def variable_values(prometheus: Prometheus, variable: dict) -> list[str]:
-    """Each value a user can pick, plus All (as Grafana writes it for a multi-value regex)."""
+def escape(value: str) -> str:
+    """A value as Grafana writes it into a regex matcher."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}-])", r"\\\\\1", value)
+
+
+def interpolate(text: str, values: dict[str, str]) -> str:
+    for key in sorted(values, key=len, reverse=True):  # $model before $m...
+        text = text.replace(f"${key}", values[key])
+    return text
+
+
+def variable_choices(prometheus: Prometheus, variable: dict, values: dict[str, str]) -> list[str]:
+    """Each value a user can pick given the variables before it, plus All (a regex of them all)."""
     if variable["type"] == "custom":
         return variable["query"].split(",")
-    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]).groups()
-    values = prometheus.label_values(label, metric)
-    assert values, f"variable {variable['name']} has no values"
-    escaped = [re.sub(r"([\\^$.|?*+()\[\]{}-])", r"\\\\\1", v) for v in values]
+    selector, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]).groups()
+    found = prometheus.label_values(label, interpolate(selector, values))
+    assert found, f"variable {variable['name']} has no values for {values}"
+    escaped = [escape(v) for v in found]
     return escaped + ([f"({'|'.join(escaped)})"] if variable.get("includeAll") else [])
 
 
-def test_every_panel_query_returns_data(live):
-    executed = 0
-    empty = []
+Series = dict[tuple[tuple[str, str], ...], dict[float, str]]
+
+
+def run(prometheus: Prometheus, panel: dict, target: dict, values: dict[str, str], now: float) -> Series:
+    """The panel query as Grafana sends it: the default 7-day range, ~30-minute steps (1 day where the panel
+    says so), start floored and end ceiled to the step, $__rate_interval = step + the 30s scrape interval."""
+    step = 86400 if panel.get("interval") == "1d" else 1800
+    expr = interpolate(target["expr"].replace("$__rate_interval", f"{step + 30}s").replace("$__range", "7d")
+                       .replace("$__interval", f"{step}s"), values)
+    if target.get("instant"):
+        return {tuple(sorted(r["metric"].items())): {now: r["value"][1]} for r in prometheus.query(expr, at=now)}
+    start = now - 7 * 86400
+    result = prometheus.query_range(expr, start - start % step, now - now % step + step, step)
+    return {tuple(sorted(r["metric"].items())): {t: v for t, v in r["values"]} for r in result if r["values"]}
+
+
+def of_deployment(series: Series, labels: dict[str, str]) -> Series:
+    return {key: points for key, points in series.items() if all((k, v) in key for k, v in labels.items())}
+
+
+def differences(together: Series, alone: Series, instances: list[str], per_replica: bool) -> list[str]:
+    """What differs between a deployment's series in the shared Prometheus and in its own."""
+    if per_replica:  # one series per replica: all of the deployment's replicas, and nobody else's
+        seen = sorted({dict(key).get("instance") for key in together})
+        alone_seen = sorted({dict(key).get("instance") for key in alone})
+        return ([] if seen == sorted(instances) and alone_seen == instances[:1]
+                else [f"replicas {seen} (alone: {alone_seen}), expected {instances}"])
+    if together.keys() != alone.keys():
+        return [f"series only here: {sorted(together.keys() - alone.keys())[:3]}; "
+                f"only alone: {sorted(alone.keys() - together.keys())[:3]}"]
+    problems = []
+    for key, points in together.items():
+        common = points.keys() & alone[key].keys()
+        if not common:
+            problems.append(f"{dict(key)}: no timestamp in common")
+        for t in sorted(common):
+            a, b = float(points[t]), float(alone[key][t])
+            if not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))):
+                problems.append(f"{dict(key)} at {t}: {a} here, {b} alone")
+                break
+    return problems
+
+
+def test_each_deployment_shows_as_if_it_were_scraped_alone(stacks):
     now = time.time()
+    executed, empty, problems = 0, [], []
+    cache: dict[tuple, Series] = {}
+
+    def cached(server: Prometheus, d: dict, panel: dict, target: dict, values: dict[str, str]) -> Series:
+        key = (server.address, d["uid"], panel["id"], target["refId"], tuple(sorted(values.items())))
+        if key not in cache:
+            nonlocal executed
+            executed += 1
+            cache[key] = run(server, panel, target, values, now)
+        return cache[key]
+
+    every = {label: ".*" for label in CONFIG.deployment_labels}  # All, as the deployment variables write it
     for d in DASHBOARDS.values():
-        start = now - 7 * 86400  # the dashboards' default range: the last 7 days
-        variables = d["templating"]["list"]
-        choices = [variable_values(live, v) for v in variables]
-        for combination in itertools.product(*choices):
-            values = dict(zip((v["name"] for v in variables), combination, strict=True))
-            for panel in panels(d):
-                for target in panel["targets"]:
-                    # As Grafana would send it: a 7-day range, ~30-minute steps (1 day where the panel
-                    # says so), start floored and end ceiled to the step, $__rate_interval = step + the
-                    # datasource's 30s scrape interval.
-                    step = 86400 if panel.get("interval") == "1d" else 1800
-                    expr = (target["expr"].replace("$__rate_interval", f"{step + 30}s").replace("$__range", "7d")
-                            .replace("$__interval", f"{step}s"))
-                    for key, value in values.items():
-                        expr = expr.replace(f"${key}", value)
-                    if target.get("instant"):
-                        result = live.query(expr, at=now)
-                        has_data = bool(result)
-                    else:
-                        result = live.query_range(expr, start - start % step, now - now % step + step, step)
-                        has_data = any(series["values"] for series in result)
-                    executed += 1
-                    if not has_data:
-                        empty.append(f"{d['title']} / {panel['title']} / {target['refId']} {values}: {expr}")
-    print(f"executed {executed} panel queries")
+        per_replica = d["uid"] == "rag-exporter"
+        variables = [v for v in d["templating"]["list"] if v["type"] != "datasource"]
+        own = [v for v in variables if v["name"] not in CONFIG.deployment_labels]
+        for name, labels in DEPLOYMENTS.items():
+            pinned = {label: escape(value) for label, value in labels.items()}
+            for variable in variables:
+                if variable["name"] in pinned:  # each deployment label's variable offers the deployment
+                    assert labels[variable["name"]] in stacks.combined.label_values(
+                        variable["name"], interpolate(re.search(r"label_values\((.+), ", variable["query"])[1],
+                                                      pinned)), (d["title"], variable["name"])
+            choices = [variable_choices(stacks.combined, v, pinned) for v in own]
+            for combination in itertools.product(*choices):
+                values = dict(zip((v["name"] for v in own), combination, strict=True))
+                for panel in panels(d):
+                    for target in panel["targets"]:
+                        where = f"{d['title']} / {panel['title']} / {target['refId']}, deployment {name} {values}"
+                        alone = cached(stacks.alone[name], d, panel, target, pinned | values)
+                        together = cached(stacks.combined, d, panel, target, pinned | values)
+                        side_by_side = of_deployment(cached(stacks.combined, d, panel, target, every | values), labels)
+                        if not together:
+                            empty.append(where)
+                        for problem in (differences(together, alone, stacks.instances[name], per_replica)
+                                        + differences(side_by_side, alone, stacks.instances[name], per_replica)):
+                            problems.append(f"{where}: {problem}")
+    print(f"executed {executed} panel queries on {1 + len(stacks.alone)} Prometheus servers")
     assert not empty, "panels with No data:\n" + "\n".join(empty[:20])
+    assert not problems, "panels that double or mix deployments:\n" + "\n".join(problems[:20])

@@ -15,6 +15,12 @@ from rag_analytics_exporter.refresh import Refresher
 from rag_analytics_exporter.seed import DemoScale, seed
 
 _NAME = re.compile(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|rag_[a-z0-9_]+)\b")
+# Label names are not metric names: matchers, grouping lists and label_values' label argument go first.
+_LABEL_PLACES = re.compile(r"\{[^}]*\}|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|,\s*\w+\)$")
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(_NAME.findall(_LABEL_PLACES.sub(" ", expr)))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,7 @@ def names_in_rules() -> set[str]:
     for path in (REPO / "alerting" / "rules").glob("*.yml"):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
-                names |= set(_NAME.findall(rule["expr"]))
+                names |= metric_names(rule["expr"])
     return names
 
 
@@ -68,10 +74,10 @@ def names_in_dashboards() -> set[str]:
     for path in (REPO / "grafana" / "dashboards").glob("*.json"):
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel.get("targets", []):
-                names |= set(_NAME.findall(target["expr"]))
+                names |= metric_names(target["expr"])
                 names |= set(re.findall(r"\b((?:process|scrape)_[a-z_]+)\b", target["expr"]))
         for variable in json.loads(path.read_text())["templating"]["list"]:
-            names |= set(_NAME.findall(str(variable.get("query", ""))))
+            names |= metric_names(str(variable.get("query", "")))
     return names
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 
 
 def test_ruff_is_clean():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "exporter", "tests", "bench", "grafana", "deploy"],
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "exporter", "tests", "bench", "mixin", "deploy"],
                             cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -136,14 +136,18 @@ def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, d
 DEMO_FOR_FACTOR = 30.0
 
 
-def prometheus_config(exporter_target: str, alertmanager_target: str | None, interval: str,
+def prometheus_config(exporter_targets: str | list[dict[str, Any]], alertmanager_target: str | None, interval: str,
                       rule_files: list[Path]) -> str:
-    """A Prometheus config scraping the exporter with the given rule files (YAML text)."""
+    """A Prometheus config scraping the exporter with the given rule files (YAML text).
+
+    exporter_targets: one target, or static_configs ({targets, labels}) naming several deployments.
+    """
+    static_configs = ([{"targets": [exporter_targets]}] if isinstance(exporter_targets, str)
+                      else exporter_targets)
     document: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": "rag-analytics-exporter",
-                            "static_configs": [{"targets": [exporter_target]}]}],
+        "scrape_configs": [{"job_name": "rag-analytics-exporter", "static_configs": static_configs}],
     }
     if alertmanager_target:
         document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]}
