@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from conftest import query
+from rag_analytics_exporter import cli
 from rag_analytics_exporter.backfill import backfill
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
@@ -120,3 +121,19 @@ def test_prometheus_serves_the_backfilled_history_day_by_day(seeded, tmp_path, p
         assert float(sample["value"][1]) == pytest.approx((scored - statistics.mean(baseline)) / spread, rel=1e-9)
     finally:
         prometheus.stop()
+
+
+def test_the_command_adds_the_deployment_labels_and_refuses_bad_ones(seeded, tmp_path, capsys):
+    """--label gives the history the deployment's target labels, so it joins that deployment's live series."""
+    output = tmp_path / "history.om"
+    assert cli.main(["backfill", "--dsn", seeded, "--days", "2", "--instance", "a1:9841", "--output", str(output),
+                     "--label", "environment=production", "--label", "rag_service=support bot"]) == 0
+    samples = [line for line in output.read_text().splitlines() if not line.startswith("#")]
+    assert samples and all('environment="production"' in line and 'instance="a1:9841"' in line
+                           and 'rag_service="support bot"' in line for line in samples)
+    for bad, reason in (("job=x", "job has its own option, --job"), ("environment", "is not NAME=VALUE"),
+                        ("__name__=x", "is not NAME=VALUE"), ("1env=x", "is not NAME=VALUE")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["backfill", "--dsn", seeded, "--output", str(output), "--label", bad])
+        assert exit_info.value.code == 2
+        assert "--label" in (err := capsys.readouterr().err) and reason in err, err

@@ -8,6 +8,7 @@ import tomllib
 import yaml
 
 from conftest import REPO
+from mixin.config import CONFIG
 from rag_analytics_exporter.config import from_mapping
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -70,6 +71,17 @@ def test_prometheus_scrapes_the_exporter_service_on_its_port():
     am_host, am_port = alertmanager.split(":")
     assert am_host in SERVICES and am_port == "9093"  # Alertmanager's default port
     assert f"{am_port}:{am_port}" in SERVICES[am_host]["ports"]
+
+
+def test_backfill_gives_the_history_the_scrape_target_labels():
+    """The backfilled series must be the live ones: same instance, job and deployment labels."""
+    (job,) = PROMETHEUS["scrape_configs"]
+    static = job["static_configs"][0]
+    command = " ".join(SERVICES["backfill"]["command"])
+    assert f"--instance {static['targets'][0]}" in command
+    assert set(CONFIG.deployment_labels) <= set(static["labels"])
+    labels = dict(re.findall(r"--label (\w+)=(\S+)", command))
+    assert labels == static["labels"], (labels, static["labels"])
 
 
 def test_prometheus_loads_the_mounted_config_and_rules():

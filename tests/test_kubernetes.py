@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO, require_binary
+from mixin.config import CONFIG
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 OVERLAYS = ["base", "examples/minimal", "examples/production"]
@@ -152,6 +153,19 @@ def test_the_pod_is_locked_down_and_probed_as_documented(rendered):
     endpoint = of_kind(rendered["examples/production"], "ServiceMonitor")[0]["spec"]["endpoints"][0]
     assert endpoint["scheme"] == "https"
     assert endpoint["tlsConfig"]["ca"]["secret"]["name"] == "rag-analytics-exporter-tls"
+
+
+def test_every_series_carries_the_deployment_labels(rendered):
+    """The ServiceMonitor copies the deployment labels (mixin/config.py) from the Service, and each example
+    overlay sets them there, so the rules and dashboards can tell its deployment from others."""
+    for overlay, documents in rendered.items():
+        monitor = of_kind(documents, "ServiceMonitor")[0]
+        assert monitor["spec"]["targetLabels"] == list(CONFIG.deployment_labels), overlay
+        if overlay != "base":
+            labels = of_kind(documents, "Service")[0]["metadata"]["labels"]
+            assert all(labels.get(name) for name in CONFIG.deployment_labels), (overlay, labels)
+            selector = of_kind(documents, "Service")[0]["spec"]["selector"]
+            assert not set(CONFIG.deployment_labels) & set(selector), "the labels must not change what is selected"
 
 
 # Each check, on a broken copy: it must fail.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -137,11 +138,21 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     host = "localhost" if config.listen_host in ("", "0.0.0.0", "::") else config.listen_host
     instance = args.instance or f"{host}:{config.listen_port}"
     stats = backfill(config.dsn, password, config, since, Path(args.output), at=at, step_seconds=args.step,
-                     target={"job": args.job, "instance": instance})
+                     target={"job": args.job, "instance": instance, **dict(args.label)})
     print(f"{args.output}: {stats['days']} days, {stats['families']} families, {stats['samples']} samples "
           f"in {time.monotonic() - started:.1f}s")
     print(f"next: promtool tsdb create-blocks-from openmetrics {args.output} DATA_DIR  (see docs/backfill.md)")
     return 0
+
+
+def _target_label(text: str) -> tuple[str, str]:
+    """NAME=VALUE of a target label that Prometheus attaches to the exporter's series (argparse type)."""
+    name, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name.startswith("__"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with a Prometheus label name")
+    if name in ("job", "instance"):
+        raise argparse.ArgumentTypeError(f"{name} has its own option, --{name}")
+    return name, value
 
 
 def _parse_at(text: str | None) -> datetime:
@@ -212,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the job label Prometheus gives the exporter's series (default rag-analytics-exporter)")
     back.add_argument("--instance", help="the instance label Prometheus gives them: the scrape target, as in "
                                          "exporter:9841 (default: the listen address)")
+    back.add_argument("--label", action="append", type=_target_label, default=[], metavar="NAME=VALUE",
+                      help="another target label of the scrape, e.g. the deployment's environment=production and "
+                           "rag_service=support (repeatable); without them the history does not join the live "
+                           "series of a labelled deployment")
     back.set_defaults(func=cmd_backfill)
 
     demo = commands.add_parser("demo", help="embedded PostgreSQL + demo data + exporter (+ Prometheus, "
