@@ -1,0 +1,156 @@
+"""The production topology end to end, real processes throughout.
+
+Two deployments, each with its own PostgreSQL: A (production) with two exporter replicas, B (staging)
+with one. A Prometheus HA pair runs the committed deploy/ha/prometheus-{a,b}.yml (local addresses
+substituted), and two clustered Alertmanagers deliver to a webhook sink. Only the waiting is
+shortened: scrapes and rule evaluation every second, `for:` divided by 300, Alertmanager grouping
+within 1-2 s and a peer timeout of 5 s. Expressions, labels, routes, inhibitions and the HA settings
+(external replica label, alert_relabel_configs) are the committed ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, execute, free_port
+from rag_analytics_exporter.app import start_exporter
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import init_db
+from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
+from rag_analytics_exporter.seed import DemoScale, seed
+from stack import Alertmanager, ControlledPostgres, Prometheus, wait_for
+
+pytestmark = pytest.mark.e2e
+
+HA = REPO / "deploy" / "ha"
+# The second Alertmanager of the cluster waits this long for the first one's notification log before it
+# notifies itself: a duplicate, were the cluster not deduplicating, would come this long after the first.
+PEER_TIMEOUT = 5
+# How long the test watches for a duplicate or a resolve: the peer timeout plus three group intervals
+# (2 s in the test timings), so a second notification from either Alertmanager would have arrived.
+QUIET = PEER_TIMEOUT + 3 * 2
+
+
+def ha_config(path: Path, targets: list[list[str]], alertmanagers: list[str], rules: list[Path]) -> str:
+    """A committed HA config with this test's targets, Alertmanagers, rule files and timings."""
+    document = yaml.safe_load(path.read_text())
+    document["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    document["rule_files"] = [str(rule) for rule in rules]
+    document["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = alertmanagers
+    (job,) = document["scrape_configs"]
+    job.update(scrape_interval="1s", scrape_timeout="1s")
+    for static, instances in zip(job["static_configs"], targets, strict=True):
+        static["targets"] = instances
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def received(sink: WebhookSink) -> list[tuple[str, dict, dict]]:
+    """(receiver, payload, alert) for every alert of every notification so far."""
+    return [(receiver, payload, alert) for receiver, payload in sink.received() for alert in payload["alerts"]]
+
+
+def notifications(sink: WebhookSink, status: str, **labels: str) -> list[tuple[str, dict, dict]]:
+    return [(r, p, a) for r, p, a in received(sink)
+            if a["status"] == status and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def times_notified(sink: WebhookSink) -> Counter:
+    """How many notifications carried each alert, by status and labels."""
+    return Counter((alert["status"], json.dumps(alert["labels"], sort_keys=True)) for _, _, alert in received(sink))
+
+
+def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an_alertmanager(tmp_path):
+    sink = WebhookSink("127.0.0.1", 0)
+    running: list = []
+    try:
+        statics = yaml.safe_load((HA / "prometheus-a.yml").read_text())["scrape_configs"][0]["static_configs"]
+        assert [len(static["targets"]) for static in statics] == [2, 1], "A has two replicas, B one"
+        deployment_a, deployment_b = ({k: str(v) for k, v in static["labels"].items()} for static in statics)
+        dsns, exporters = {}, {"A": [], "B": []}
+        for name, replicas in (("A", 2), ("B", 1)):
+            postgres = ControlledPostgres(tmp_path / f"pg-{name}")
+            running.append(postgres)
+            dsns[name] = postgres.dsn
+            init_db(postgres.dsn)
+            seed(postgres.dsn, scale=DemoScale(days=40, chunks=1000), anomalies=False)
+            config = Config(dsn=postgres.dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=2,
+                            chunk_refresh_interval=2, max_data_age=30, statement_timeout=1, connect_timeout=1)
+            for _ in range(replicas):
+                exporters[name].append(start_exporter(config, password=None))
+                running.append(exporters[name][-1])
+        gossip = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+        alertmanagers = [Alertmanager(tmp_path / f"am-{i}", sink.url, cluster=gossip[i], peers=[gossip[1 - i]],
+                                      peer_timeout=f"{PEER_TIMEOUT}s") for i in range(2)]
+        running += alertmanagers
+        wait_for("the two Alertmanagers to form one cluster",
+                 lambda: all(len(am.status()["cluster"].get("peers") or []) == 2 for am in alertmanagers), 30)
+        rules = write_scaled_rules(tmp_path / "rules", factor=300)
+        targets = [[f"127.0.0.1:{e.port}" for e in exporters[name]] for name in ("A", "B")]
+        prometheus = {}
+        for replica in ("a", "b"):
+            prometheus[replica] = Prometheus(tmp_path / f"prom-{replica}", config=ha_config(
+                HA / f"prometheus-{replica}.yml", targets, [am.address for am in alertmanagers], rules))
+            running.append(prometheus[replica])
+        for server in prometheus.values():
+            wait_for("all three exporters scraped and reading",
+                     lambda s=server: len(s.query("rag_exporter_up == 1")) == 3, 30)
+        assert not received(sink), "nothing fires before the anomaly"
+
+        # 1. An anomalous day in A: yesterday's llm latency five times its usual.
+        execute(dsns["A"], "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 "
+                           "WHERE component = 'llm' AND date = (SELECT max(date) - 1 FROM latency_metrics)")
+        page = {"alertname": "RagComponentLatencyAnomaly", "severity": "critical", "component": "llm",
+                **deployment_a}
+        wait_for("A's critical llm anomaly at the pager",
+                 lambda: [r for r, _, _ in notifications(sink, "firing", **page) if r == "pager"], 60)
+        time.sleep(QUIET)
+        first = [payload for receiver, payload in sink.received()]
+        for payload in first:
+            print("webhook payload:", json.dumps(payload, sort_keys=True))
+        counts = times_notified(sink)
+        assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
+        assert not any(a["labels"].get("environment") == deployment_b["environment"] for _, _, a in received(sink))
+        pages = notifications(sink, "firing", **page)
+        assert len(pages) == 1, f"one page for one alert, not {len(pages)}: {[a['labels'] for _, _, a in pages]}"
+        ((_, payload, alert),) = pages
+        assert "replica" not in alert["labels"] and "instance" not in alert["labels"], alert["labels"]
+        assert alert["annotations"]["description"].startswith("[production/support-bot] "), alert["annotations"]
+        assert payload["groupLabels"] == {"alertname": "RagComponentLatencyAnomaly", "component": "llm",
+                                          **deployment_a}
+
+        # 2. Lose one exporter replica of A, one Prometheus and the Alertmanager that sent the page.
+        sender = next(am for am in alertmanagers if payload["externalURL"].rstrip("/").endswith(am.address))
+        lost_replica = targets[0][0]
+        for item in (exporters["A"][0], prometheus["a"], sender):
+            item.stop()
+            running.remove(item)
+        survivor = next(am for am in alertmanagers if am is not sender)
+        replica_down = {"alertname": "RagAnalyticsExporterDown", "severity": "warning", "instance": lost_replica,
+                        **deployment_a}
+        wait_for("the lost replica reported through the surviving Prometheus and Alertmanager",
+                 lambda: notifications(sink, "firing", **replica_down), 60)
+        time.sleep(QUIET)
+        for receiver, payload in sink.received()[len(first):]:
+            print("webhook payload after the losses:", json.dumps(payload, sort_keys=True))
+        counts = times_notified(sink)
+        assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
+        assert len(notifications(sink, "firing", **page)) == 1, "the page was sent again"
+        assert not notifications(sink, "resolved", **page), "the page was resolved while the anomaly lasts"
+        assert not notifications(sink, "resolved"), "nothing has resolved"
+        assert not any(a["labels"].get("environment") == deployment_b["environment"] for _, _, a in received(sink))
+        active = [a for a in survivor.alerts() if all(a["labels"].get(k) == v for k, v in page.items())]
+        assert [a["status"]["state"] for a in active] == ["active"], active
+        assert prometheus["b"].query('ALERTS{alertname="RagComponentLatencyAnomaly",alertstate="firing",'
+                                     'severity="critical",component="llm",environment="production"}')
+    finally:
+        for item in reversed(running):
+            with contextlib.suppress(Exception):
+                (item.close if isinstance(item, ControlledPostgres) else item.stop)()
+        sink.close()
