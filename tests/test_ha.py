@@ -111,7 +111,7 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
         wait_for("A's critical llm anomaly at the pager",
                  lambda: [r for r, _, _ in notifications(sink, "firing", **page) if r == "pager"], 60)
         time.sleep(QUIET)
-        first = [payload for receiver, payload in sink.received()]
+        first = [payload for _, payload in sink.received()]
         for payload in first:
             print("webhook payload:", json.dumps(payload, sort_keys=True))
         counts = times_notified(sink)
@@ -137,7 +137,7 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
         wait_for("the lost replica reported through the surviving Prometheus and Alertmanager",
                  lambda: notifications(sink, "firing", **replica_down), 60)
         time.sleep(QUIET)
-        for receiver, payload in sink.received()[len(first):]:
+        for _, payload in sink.received()[len(first):]:
             print("webhook payload after the losses:", json.dumps(payload, sort_keys=True))
         counts = times_notified(sink)
         assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
