@@ -105,7 +105,30 @@ class Process:
         self._file.close()
 
 
-class Prometheus(Process):
+class QueryAPI(Process):
+    """A process that answers the Prometheus HTTP query API at self.address."""
+
+    address: str
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": expr} | ({"time": str(at)} if at is not None else {})
+        body = http_json(f"http://{self.address}/api/v1/query?{urllib.parse.urlencode(params)}")
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def label_values(self, label: str, metric: str) -> list[str]:
+        params = urllib.parse.urlencode({"match[]": metric})
+        body = http_json(f"http://{self.address}/api/v1/label/{label}/values?{params}")
+        return sorted(body["data"])
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
+        body = http_json(f"http://{self.address}/api/v1/query_range?{urllib.parse.urlencode(params)}")
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+
+class Prometheus(QueryAPI):
     """A real Prometheus on a free loopback port scraping the given targets with the given rules.
 
     targets: one exporter, or static_configs ({targets, labels}) of several; config: a whole
@@ -126,22 +149,33 @@ class Prometheus(Process):
                           f"--web.listen-address={self.address}", *(extra_args or [])], folder / "log")
         wait_for(f"Prometheus ready (log: {self.log})", lambda: _ready(f"http://{self.address}/-/ready"), 30)
 
-    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        params = {"query": expr} | ({"time": str(at)} if at is not None else {})
-        body = http_json(f"http://{self.address}/api/v1/query?{urllib.parse.urlencode(params)}")
-        assert body["status"] == "success", body
-        return body["data"]["result"]
 
-    def label_values(self, label: str, metric: str) -> list[str]:
-        params = urllib.parse.urlencode({"match[]": metric})
-        body = http_json(f"http://{self.address}/api/v1/label/{label}/values?{params}")
-        return sorted(body["data"])
+class VictoriaMetrics(QueryAPI):
+    """Single-node VictoriaMetrics on a free loopback port: remote_write in, the Prometheus query API out."""
 
-    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
-        body = http_json(f"http://{self.address}/api/v1/query_range?{urllib.parse.urlencode(params)}")
-        assert body["status"] == "success", body
-        return body["data"]["result"]
+    def __init__(self, folder: Path, extra_args: list[str] | None = None):
+        binary = require_binary("victoria-metrics", "run ./scripts/test, which installs Debian's victoria-metrics "
+                                                    "package, or apt-get install victoria-metrics yourself")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.address = f"127.0.0.1:{free_port()}"
+        super().__init__([binary, f"-storageDataPath={folder / 'data'}", f"-httpListenAddr={self.address}",
+                          "-retentionPeriod=100y", *(extra_args or [])], folder / "log")
+        wait_for(f"VictoriaMetrics ready (log: {self.log})", lambda: _ready(f"http://{self.address}/health"), 30)
+
+    @property
+    def write_url(self) -> str:
+        return f"http://{self.address}/api/v1/write"
+
+    def import_openmetrics(self, path: Path) -> None:
+        """The documented backfill step, `curl --data-binary @FILE .../api/v1/import/prometheus`, in Python."""
+        with path.open("rb") as body:
+            request = urllib.request.Request(f"http://{self.address}/api/v1/import/prometheus", data=body,
+                                             headers={"Content-Length": str(path.stat().st_size)}, method="POST")
+            with urllib.request.urlopen(request, timeout=300) as response:
+                assert response.status == 204, response.read()
+        # Imported rows become searchable when VictoriaMetrics next flushes its in-memory parts: now.
+        with urllib.request.urlopen(f"http://{self.address}/internal/force_flush", timeout=30) as response:
+            assert response.status == 200
 
 
 class Alertmanager(Process):

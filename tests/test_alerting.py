@@ -126,6 +126,27 @@ def test_rules_are_what_the_mixin_generates():
     assert result.returncode == 0, result.stderr
 
 
+def test_the_ha_pair_differs_only_in_its_replica_label_and_drops_it_on_the_way_out(promtool):
+    """deploy/ha: two identical servers but for `replica`, which (with grafana_url, a setting) never leaves them:
+    not on alerts (Alertmanager would see two different alerts), not on remote_write (no de-duplication)."""
+    paths = [REPO / "deploy" / "ha" / f"prometheus-{replica}.yml" for replica in "ab"]
+    result = subprocess.run([promtool, "check", "config", *map(str, paths)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    a, b = (yaml.safe_load(path.read_text()) for path in paths)
+    assert (a["global"]["external_labels"]["replica"], b["global"]["external_labels"]["replica"]) == ("a", "b")
+    b["global"]["external_labels"]["replica"] = "a"
+    assert a == b
+    for relabel in (a["alerting"]["alert_relabel_configs"], a["remote_write"][0]["write_relabel_configs"]):
+        (rule,) = relabel
+        assert rule["action"] == "labeldrop"
+        assert re.fullmatch(rule["regex"], "replica") and re.fullmatch(rule["regex"], "grafana_url")
+        assert not any(re.fullmatch(rule["regex"], label) for label in CONFIG.deployment_labels)
+    (job,) = a["scrape_configs"]
+    assert job["job_name"] == "rag-analytics-exporter"
+    assert all(set(CONFIG.deployment_labels) <= set(static["labels"]) for static in job["static_configs"])
+
+
 def test_compose_prometheus_config_is_valid(promtool):
     result = subprocess.run([promtool, "check", "config", str(ALERTING / "prometheus.yml")], capture_output=True,
                             text=True, timeout=60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import yaml
 
 from conftest import REPO, scratch_database
 from mixin.config import CONFIG
+from panels import DASHBOARDS, Series, differences, escape, interpolate, of_deployment, panels, run, variable_choices
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.backfill import backfill
 from rag_analytics_exporter.config import Config
@@ -28,14 +28,9 @@ from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Prometheus, wait_for
 
 GRAFANA = REPO / "grafana"
-DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted((GRAFANA / "dashboards").glob("*.json"))}
 BUILTIN_VARIABLES = {"__range", "__interval", "__rate_interval", "__range_s", "__interval_ms"}
 PROVISIONED_UIDS = {ds["uid"] for ds in yaml.safe_load(
     (GRAFANA / "provisioning" / "datasources" / "datasources.yml").read_text())["datasources"]}
-
-
-def panels(dashboard: dict) -> list[dict]:
-    return [p for p in dashboard["panels"] if p["type"] != "row"]
 
 
 def targets() -> list[tuple[str, dict, dict]]:
@@ -201,71 +196,6 @@ def stacks(pg_server, tmp_path_factory):
         wait_for("no pending alert in any server",
                  lambda: not any(s.query('ALERTS{alertstate="pending"}') for s in servers), 60)
         yield Stacks(combined, alone, instances)
-
-
-def escape(value: str) -> str:
-    """A value as Grafana writes it into a regex matcher."""
-    return re.sub(r"([\\^$.|?*+()\[\]{}-])", r"\\\\\1", value)
-
-
-def interpolate(text: str, values: dict[str, str]) -> str:
-    for key in sorted(values, key=len, reverse=True):  # $model before $m...
-        text = text.replace(f"${key}", values[key])
-    return text
-
-
-def variable_choices(prometheus: Prometheus, variable: dict, values: dict[str, str]) -> list[str]:
-    """Each value a user can pick given the variables before it, plus All (a regex of them all)."""
-    if variable["type"] == "custom":
-        return variable["query"].split(",")
-    selector, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]).groups()
-    found = prometheus.label_values(label, interpolate(selector, values))
-    assert found, f"variable {variable['name']} has no values for {values}"
-    escaped = [escape(v) for v in found]
-    return escaped + ([f"({'|'.join(escaped)})"] if variable.get("includeAll") else [])
-
-
-Series = dict[tuple[tuple[str, str], ...], dict[float, str]]
-
-
-def run(prometheus: Prometheus, panel: dict, target: dict, values: dict[str, str], now: float) -> Series:
-    """The panel query as Grafana sends it: the default 7-day range, ~30-minute steps (1 day where the panel
-    says so), start floored and end ceiled to the step, $__rate_interval = step + the 30s scrape interval."""
-    step = 86400 if panel.get("interval") == "1d" else 1800
-    expr = interpolate(target["expr"].replace("$__rate_interval", f"{step + 30}s").replace("$__range", "7d")
-                       .replace("$__interval", f"{step}s"), values)
-    if target.get("instant"):
-        return {tuple(sorted(r["metric"].items())): {now: r["value"][1]} for r in prometheus.query(expr, at=now)}
-    start = now - 7 * 86400
-    result = prometheus.query_range(expr, start - start % step, now - now % step + step, step)
-    return {tuple(sorted(r["metric"].items())): {t: v for t, v in r["values"]} for r in result if r["values"]}
-
-
-def of_deployment(series: Series, labels: dict[str, str]) -> Series:
-    return {key: points for key, points in series.items() if all((k, v) in key for k, v in labels.items())}
-
-
-def differences(together: Series, alone: Series, instances: list[str], per_replica: bool) -> list[str]:
-    """What differs between a deployment's series in the shared Prometheus and in its own."""
-    if per_replica:  # one series per replica: all of the deployment's replicas, and nobody else's
-        seen = sorted({dict(key).get("instance") for key in together})
-        alone_seen = sorted({dict(key).get("instance") for key in alone})
-        return ([] if seen == sorted(instances) and alone_seen == instances[:1]
-                else [f"replicas {seen} (alone: {alone_seen}), expected {instances}"])
-    if together.keys() != alone.keys():
-        return [f"series only here: {sorted(together.keys() - alone.keys())[:3]}; "
-                f"only alone: {sorted(alone.keys() - together.keys())[:3]}"]
-    problems = []
-    for key, points in together.items():
-        common = points.keys() & alone[key].keys()
-        if not common:
-            problems.append(f"{dict(key)}: no timestamp in common")
-        for t in sorted(common):
-            a, b = float(points[t]), float(alone[key][t])
-            if not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))):
-                problems.append(f"{dict(key)} at {t}: {a} here, {b} alone")
-                break
-    return problems
 
 
 def test_each_deployment_shows_as_if_it_were_scraped_alone(stacks):

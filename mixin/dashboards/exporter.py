@@ -29,9 +29,13 @@ def build() -> Any:
         d = d.with_panel(panel)
     d = d.with_panel(series("Refresh duration", "s",
                             q(f"max_over_time({m('rag_exporter_refresh_duration_seconds')}[$__interval])", REPLICA)))
+    # Counters: the exact change between steps and irate(), not increase() and rate(). Those two
+    # extrapolate to the window's edges in PromQL and do not in MetricsQL (VictoriaMetrics), so the
+    # same samples drew different values on the two (docs/deployment.md#metricsql).
+    errors = m("rag_exporter_refresh_errors_total")
     d = d.with_panel(series("Refresh errors", "short",
-                            q(f"increase({m('rag_exporter_refresh_errors_total')}[$__rate_interval])",
-                              legend("{{instance}} {{kind}}"))))
+                            q(f"clamp_min({errors} - {errors} offset $__interval, 0)", legend("{{instance}} {{kind}}")),
+                            description="Refresh errors per step and kind; 0 across an exporter restart."))
     d = d.with_panel(grid("Tables",
                           q(m("rag_exporter_table_up"), instant=True, table_format=True),
                           q(f"time() - {m('rag_table_updated_timestamp_seconds')}", instant=True, table_format=True),
@@ -48,5 +52,5 @@ def build() -> Any:
     d = d.with_panel(series("Memory", "bytes",
                             q(f"max_over_time({m('process_resident_memory_bytes')}[$__interval])", REPLICA)))
     d = d.with_panel(series("CPU", "percentunit",
-                            q(f"rate({m('process_cpu_seconds_total')}[$__rate_interval])", REPLICA)))
+                            q(f"irate({m('process_cpu_seconds_total')}[$__rate_interval])", REPLICA)))
     return d
