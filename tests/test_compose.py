@@ -84,6 +84,20 @@ def test_backfill_gives_the_history_the_scrape_target_labels():
     assert labels == static["labels"], (labels, static["labels"])
 
 
+def test_the_long_term_store_is_written_read_and_backfilled():
+    """Prometheus remote-writes to the victoriametrics service, Grafana reads it, the backfill reaches it."""
+    store = SERVICES["victoriametrics"]
+    port = next(arg.rsplit(":", 1)[1] for arg in store["command"] if arg.startswith("-httpListenAddr="))
+    assert f"{port}:{port}" in store["ports"]
+    (writer,) = PROMETHEUS["remote_write"]
+    assert writer["url"] == f"http://victoriametrics:{port}/api/v1/write"
+    urls = {ds["uid"]: ds["url"] for ds in GRAFANA_DS["datasources"]}
+    assert urls["rag-longterm"] == f"http://victoriametrics:{port}"
+    assert f"http://victoriametrics:{port}/api/v1/import/prometheus" in " ".join(SERVICES["prometheus-init"]["command"])
+    assert "victoriametrics" in SERVICES["prometheus-init"]["depends_on"]
+    assert any(arg.startswith("-dedup.minScrapeInterval=") for arg in store["command"])
+
+
 def test_prometheus_loads_the_mounted_config_and_rules():
     assert mounts("prometheus")["/etc/prometheus/prometheus.yml"] == "./alerting/prometheus.yml"
     assert mounts("prometheus")["/etc/prometheus/rules"] == "./alerting/rules"
