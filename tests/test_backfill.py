@@ -137,3 +137,15 @@ def test_the_command_adds_the_deployment_labels_and_refuses_bad_ones(seeded, tmp
             cli.main(["backfill", "--dsn", seeded, "--output", str(output), "--label", bad])
         assert exit_info.value.code == 2
         assert "--label" in (err := capsys.readouterr().err) and reason in err, err
+
+
+@pytest.mark.parametrize("step", [15, 60, 3600])
+def test_every_sample_of_a_day_lies_within_that_day(step):
+    """At any step, a day's totals never reach the next day (where the next midnight's 1-day window sees them)."""
+    from rag_analytics_exporter.backfill import _instants
+
+    day = date(2026, 11, 20)
+    instants = _instants(day, step, datetime(2030, 1, 1, tzinfo=timezone.utc))
+    assert instants[0] == midnight(day) + 60
+    assert max(instants) < midnight(day + timedelta(days=1)), f"{max(instants) - midnight(day) - 86400:g}s past"
+    assert all(b - a == step for a, b in zip(instants, instants[1:], strict=False))

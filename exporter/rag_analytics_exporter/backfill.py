@@ -104,8 +104,13 @@ SAMPLE_OFFSET_SECONDS = 60
 
 
 def _instants(day: date, step_seconds: int, latest: datetime) -> list[float]:
-    start = midnight_utc(day) + SAMPLE_OFFSET_SECONDS
-    return [t for t in (start + k * step_seconds for k in range(86400 // step_seconds)) if t <= latest.timestamp()]
+    """The day's sample times: from a minute past midnight, every step, and never past the day's end.
+
+    A step under a minute would otherwise carry the day's totals into the first seconds of the next
+    day, where max_over_time(x[1d]) at the next midnight would take them for that day's.
+    """
+    start, end = midnight_utc(day) + SAMPLE_OFFSET_SECONDS, midnight_utc(day) + 86400
+    return [t for t in range(int(start), int(end), step_seconds) if t <= latest.timestamp()]
 
 
 def _escape(text: str) -> str:
