@@ -2,7 +2,8 @@
 
 Two deployments, each with its own PostgreSQL: A (production) with two exporter replicas, B (staging)
 with one. A Prometheus HA pair runs the committed deploy/ha/prometheus-{a,b}.yml (local addresses
-substituted), and two clustered Alertmanagers deliver to a webhook sink. Only the waiting is
+substituted), both remote-writing to one VictoriaMetrics, and two clustered Alertmanagers deliver to
+a webhook sink. Only the waiting is
 shortened: scrapes and rule evaluation every second, `for:` divided by 300, Alertmanager grouping
 within 1-2 s and a peer timeout of 5 s. Expressions, labels, routes, inhibitions and the HA settings
 (external replica label, alert_relabel_configs) are the committed ones.
@@ -25,7 +26,7 @@ from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
 from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
-from stack import Alertmanager, ControlledPostgres, Prometheus, wait_for
+from stack import Alertmanager, ControlledPostgres, Prometheus, VictoriaMetrics, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +39,12 @@ PEER_TIMEOUT = 5
 QUIET = PEER_TIMEOUT + 3 * 2
 
 
-def ha_config(path: Path, targets: list[list[str]], alertmanagers: list[str], rules: list[Path]) -> str:
-    """A committed HA config with this test's targets, Alertmanagers, rule files and timings."""
+def ha_config(path: Path, targets: list[list[str]], alertmanagers: list[str], rules: list[Path],
+              store: str) -> str:
+    """A committed HA config with this test's targets, Alertmanagers, long-term store, rule files and timings."""
     document = yaml.safe_load(path.read_text())
+    (writer,) = document["remote_write"]
+    writer["url"] = store
     document["global"].update(scrape_interval="1s", evaluation_interval="1s")
     document["rule_files"] = [str(rule) for rule in rules]
     document["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = alertmanagers
@@ -93,14 +97,18 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
                  lambda: all(len(am.status()["cluster"].get("peers") or []) == 2 for am in alertmanagers), 30)
         rules = write_scaled_rules(tmp_path / "rules", factor=300)
         targets = [[f"127.0.0.1:{e.port}" for e in exporters[name]] for name in ("A", "B")]
+        store = VictoriaMetrics(tmp_path / "vm", extra_args=["-dedup.minScrapeInterval=1s"])
+        running.append(store)
         prometheus = {}
         for replica in ("a", "b"):
             prometheus[replica] = Prometheus(tmp_path / f"prom-{replica}", config=ha_config(
-                HA / f"prometheus-{replica}.yml", targets, [am.address for am in alertmanagers], rules))
+                HA / f"prometheus-{replica}.yml", targets, [am.address for am in alertmanagers], rules,
+                store.write_url))
             running.append(prometheus[replica])
         for server in prometheus.values():
             wait_for("all three exporters scraped and reading",
                      lambda s=server: len(s.query("rag_exporter_up == 1")) == 3, 30)
+        scraping_since = time.time()
         assert not received(sink), "nothing fires before the anomaly"
 
         # 1. An anomalous day in A: yesterday's llm latency five times its usual.
@@ -124,6 +132,18 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
         assert alert["annotations"]["description"].startswith("[production/support-bot] "), alert["annotations"]
         assert payload["groupLabels"] == {"alertname": "RagComponentLatencyAnomaly", "component": "llm",
                                           **deployment_a}
+
+        # Both servers wrote every sample to the store as the same series (no replica label), and the store
+        # keeps one sample per scrape interval (1 s here): about as many as one server holds, not twice.
+        up = f'up{{instance="{targets[0][1]}"}}'
+        assert len(store.query('up{job="rag-analytics-exporter"}')) == 3, "one series per target, not per server"
+        # 20 s of both servers' samples, which VictoriaMetrics shows after -search.latencyOffset (30 s), + 10 s.
+        time.sleep(max(0.0, scraping_since + 20 + 30 + 10 - time.time()))
+        at = time.time() - 40
+        held = [float(server.query(f"count_over_time({up}[20s])", at=at)[0]["value"][1])
+                for server in (prometheus["b"], store)]
+        print(f"samples of one series over 20 s: Prometheus b {held[0]:g}, VictoriaMetrics {held[1]:g}")
+        assert held[1] < 1.5 * held[0], f"the store kept both servers' samples: {held}"
 
         # 2. Lose one exporter replica of A, one Prometheus and the Alertmanager that sent the page.
         sender = next(am for am in alertmanagers if payload["externalURL"].rstrip("/").endswith(am.address))
