@@ -1,5 +1,5 @@
 # Front-door commands are ./scripts/demo and ./scripts/test; these are the same plus the benchmark.
-.PHONY: demo test benchmark flood generate
+.PHONY: demo test benchmark flood bench-dashboards generate
 
 demo:
 	./scripts/demo
@@ -25,7 +25,11 @@ flood:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-postgres-exporter >/dev/null)
 	.venv/bin/python bench/flood.py $(FLOOD_ARGS)
 
+# Dashboard load times over 7-365 days on Prometheus and VictoriaMetrics (not a test): make bench-dashboards
+bench-dashboards:
+	./scripts/setup
+	.venv/bin/python bench/dashboards.py $(DASHBOARDS_ARGS)
+
 # Rules and dashboards from mixin/ (one config for their selectors), then the Kubernetes objects made from them.
 generate:
 	.venv/bin/python -m mixin
-	.venv/bin/python deploy/kubernetes/generate.py

@@ -1,8 +1,10 @@
-"""Writes the mixin's outputs, or with --check says which committed ones are out of date."""
+"""Writes the mixin's outputs (and the Kubernetes objects made from them), or with --check says which
+committed ones are out of date."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import textwrap
 from pathlib import Path
@@ -44,7 +46,11 @@ def main() -> int:
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
     print(f"wrote {len(files)} files")
-    return 0
+    # The Kubernetes objects made from these files (PrometheusRule, dashboard ConfigMaps) follow them.
+    spec = importlib.util.spec_from_file_location("k8s_generate", REPO / "deploy" / "kubernetes" / "generate.py")
+    kubernetes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kubernetes)
+    return kubernetes.main()
 
 
 if __name__ == "__main__":

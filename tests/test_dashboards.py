@@ -140,6 +140,7 @@ class Stacks:
     combined: Prometheus
     alone: dict[str, Prometheus]
     instances: dict[str, list[str]]
+    unlabelled: Prometheus  # B's first replica scraped with no deployment labels, as the demo does
 
 
 def build_blocks(histories: list[Path], data: Path) -> None:
@@ -175,6 +176,10 @@ def stacks(pg_server, tmp_path_factory):
                 instances[name].append(instance)
                 histories[name].append(history)
             static_configs.append({"targets": instances[name], "labels": labels})
+            if name == "B":
+                unlabelled_history = folder / "B-unlabelled.om"
+                backfill(dsn, None, config, today - timedelta(days=59), unlabelled_history,
+                         target={"job": "rag-analytics-exporter", "instance": instances[name][0]})
 
         def prometheus(key: str, targets: list[dict], blocks: list[Path]) -> Prometheus:
             build_blocks(blocks, folder / key / "data")
@@ -185,7 +190,8 @@ def stacks(pg_server, tmp_path_factory):
         combined = prometheus("combined", static_configs, [h for name in DEPLOYMENTS for h in histories[name]])
         alone = {name: prometheus(f"alone-{name}", [{"targets": instances[name][:1], "labels": labels}],
                                   histories[name][:1]) for name, labels in DEPLOYMENTS.items()}
-        servers = [combined, *alone.values()]
+        unlabelled = prometheus("unlabelled", [{"targets": instances["B"][:1]}], [unlabelled_history])
+        servers = [combined, *alone.values(), unlabelled]
         for server in servers:
             for expr in ('ALERTS{alertname=~"Rag.*Anomaly",alertstate="firing"}',
                          "model:rag_model_tokens:burn_rate1h_per_day",
@@ -195,7 +201,7 @@ def stacks(pg_server, tmp_path_factory):
         # Alerts still pending in one server and firing in another would differ for timing alone.
         wait_for("no pending alert in any server",
                  lambda: not any(s.query('ALERTS{alertstate="pending"}') for s in servers), 60)
-        yield Stacks(combined, alone, instances)
+        yield Stacks(combined, alone, instances, unlabelled)
 
 
 def test_each_deployment_shows_as_if_it_were_scraped_alone(stacks):
@@ -240,3 +246,36 @@ def test_each_deployment_shows_as_if_it_were_scraped_alone(stacks):
     print(f"executed {executed} panel queries on {1 + len(stacks.alone)} Prometheus servers")
     assert not empty, "panels with No data:\n" + "\n".join(empty[:20])
     assert not problems, "panels that double or mix deployments:\n" + "\n".join(problems[:20])
+
+
+def test_an_unlabelled_exporter_shows_as_one_deployment(stacks):
+    """With no deployment labels at all (the demo, a first install), All (.*) shows the one exporter: every panel
+    has data, and the same as deployment B's own Prometheus shows, but for the labels."""
+    now = time.time()
+    every = {label: ".*" for label in CONFIG.deployment_labels}
+    pinned = {label: escape(value) for label, value in DEPLOYMENTS["B"].items()}
+    executed, empty, problems = 0, [], []
+    for d in DASHBOARDS.values():
+        own = [v for v in d["templating"]["list"]
+               if v["type"] != "datasource" and v["name"] not in CONFIG.deployment_labels]
+        for v in d["templating"]["list"]:
+            if v["name"] in CONFIG.deployment_labels:
+                assert not stacks.unlabelled.label_values(v["name"], "up"), "the scrape sets no deployment label"
+        choices = [variable_choices(stacks.unlabelled, v, every) for v in own]
+        for combination in itertools.product(*choices):
+            values = dict(zip((v["name"] for v in own), combination, strict=True))
+            for panel in panels(d):
+                for target in panel["targets"]:
+                    where = f"{d['title']} / {panel['title']} / {target['refId']} {values}"
+                    unlabelled = run(stacks.unlabelled, panel, target, every | values, now)
+                    alone = run(stacks.alone["B"], panel, target, pinned | values, now)
+                    executed += 2
+                    if not unlabelled:
+                        empty.append(where)
+                    stripped = {tuple(item for item in key if item[0] not in CONFIG.deployment_labels): points
+                                for key, points in alone.items()}
+                    problems += [f"{where}: {p}" for p in differences(unlabelled, stripped, stacks.instances["B"][:1],
+                                                                       per_replica=d["uid"] == "rag-exporter")]
+    print(f"executed {executed} panel queries")
+    assert not empty, "panels with No data:\n" + "\n".join(empty[:20])
+    assert not problems, "panels that differ without deployment labels:\n" + "\n".join(problems[:20])

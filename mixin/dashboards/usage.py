@@ -18,8 +18,14 @@ def build() -> Any:
     sel, prompt, completion = 'model=~"$model"', 'token_type="prompt"', 'token_type="completion"'
 
     def over_range(metric: str, *matchers: str, function: str = "sum_over_time") -> str:
-        """Per deployment, each complete day's total summed (or averaged) over the dashboard's range."""
-        return f"{function}({by_deployment('sum', daily(metric, sel, *matchers))}[$__range:1d])"
+        """Per deployment, each complete day's total summed (or averaged) over the dashboard's range.
+
+        The subquery's steps are midnights UTC in the past, and a day's counts only grow until midnight
+        (the tables' contract), so a day's total is its last sample: last_over_time(x[1h]) at midnight
+        reads one hour of samples where max_over_time(x[1d]) read the day's 5,760 (at a 15 s scrape).
+        At 90 days this dashboard went from 1.33 s to 0.77 s on Prometheus (bench/dashboards.py).
+        """
+        return f"{function}({by_deployment('sum', hourly(metric, sel, *matchers))}[$__range:1d])"
 
     tokens = over_range("rag_model_tokens")
     d = d.with_row(db.Row("Summary of the complete days in the time range"))
