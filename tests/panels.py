@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
+from collections.abc import Iterator
 
 from conftest import REPO
+from mixin.config import CONFIG
 from stack import QueryAPI
 
 DASHBOARDS = {path.name: json.loads(path.read_text())
@@ -37,6 +40,19 @@ def variable_choices(prometheus: QueryAPI, variable: dict, values: dict[str, str
     assert found, f"variable {variable['name']} has no values for {values}"
     escaped = [escape(v) for v in found]
     return escaped + ([f"({'|'.join(escaped)})"] if variable.get("includeAll") else [])
+
+
+def every_query(api: QueryAPI, dashboard: dict, deployment: dict[str, str]) -> Iterator[tuple[dict, dict, dict]]:
+    """(panel, target, values) for every panel query of the dashboard and every choice of its own variables,
+    with the deployment variables as given (their values, in the form Grafana writes them)."""
+    own = [v for v in dashboard["templating"]["list"]
+           if v["type"] != "datasource" and v["name"] not in CONFIG.deployment_labels]
+    choices = [variable_choices(api, v, deployment) for v in own]
+    for combination in itertools.product(*choices):
+        values = dict(zip((v["name"] for v in own), combination, strict=True))
+        for panel in panels(dashboard):
+            for target in panel["targets"]:
+                yield panel, target, values
 
 
 Series = dict[tuple[tuple[str, str], ...], dict[float, str]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import re
 import subprocess
@@ -18,7 +17,7 @@ import yaml
 
 from conftest import REPO, scratch_database
 from mixin.config import CONFIG
-from panels import DASHBOARDS, Series, differences, escape, interpolate, of_deployment, panels, run, variable_choices
+from panels import DASHBOARDS, Series, differences, escape, every_query, interpolate, of_deployment, panels, run
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.backfill import backfill
 from rag_analytics_exporter.config import Config
@@ -221,7 +220,6 @@ def test_each_deployment_shows_as_if_it_were_scraped_alone(stacks):
     for d in DASHBOARDS.values():
         per_replica = d["uid"] == "rag-exporter"
         variables = [v for v in d["templating"]["list"] if v["type"] != "datasource"]
-        own = [v for v in variables if v["name"] not in CONFIG.deployment_labels]
         for name, labels in DEPLOYMENTS.items():
             pinned = {label: escape(value) for label, value in labels.items()}
             for variable in variables:
@@ -229,20 +227,16 @@ def test_each_deployment_shows_as_if_it_were_scraped_alone(stacks):
                     assert labels[variable["name"]] in stacks.combined.label_values(
                         variable["name"], interpolate(re.search(r"label_values\((.+), ", variable["query"])[1],
                                                       pinned)), (d["title"], variable["name"])
-            choices = [variable_choices(stacks.combined, v, pinned) for v in own]
-            for combination in itertools.product(*choices):
-                values = dict(zip((v["name"] for v in own), combination, strict=True))
-                for panel in panels(d):
-                    for target in panel["targets"]:
-                        where = f"{d['title']} / {panel['title']} / {target['refId']}, deployment {name} {values}"
-                        alone = cached(stacks.alone[name], d, panel, target, pinned | values)
-                        together = cached(stacks.combined, d, panel, target, pinned | values)
-                        side_by_side = of_deployment(cached(stacks.combined, d, panel, target, every | values), labels)
-                        if not together:
-                            empty.append(where)
-                        for problem in (differences(together, alone, stacks.instances[name], per_replica)
-                                        + differences(side_by_side, alone, stacks.instances[name], per_replica)):
-                            problems.append(f"{where}: {problem}")
+            for panel, target, values in every_query(stacks.combined, d, pinned):
+                where = f"{d['title']} / {panel['title']} / {target['refId']}, deployment {name} {values}"
+                alone = cached(stacks.alone[name], d, panel, target, pinned | values)
+                together = cached(stacks.combined, d, panel, target, pinned | values)
+                side_by_side = of_deployment(cached(stacks.combined, d, panel, target, every | values), labels)
+                if not together:
+                    empty.append(where)
+                for problem in (differences(together, alone, stacks.instances[name], per_replica)
+                                + differences(side_by_side, alone, stacks.instances[name], per_replica)):
+                    problems.append(f"{where}: {problem}")
     print(f"executed {executed} panel queries on {1 + len(stacks.alone)} Prometheus servers")
     assert not empty, "panels with No data:\n" + "\n".join(empty[:20])
     assert not problems, "panels that double or mix deployments:\n" + "\n".join(problems[:20])
@@ -256,26 +250,20 @@ def test_an_unlabelled_exporter_shows_as_one_deployment(stacks):
     pinned = {label: escape(value) for label, value in DEPLOYMENTS["B"].items()}
     executed, empty, problems = 0, [], []
     for d in DASHBOARDS.values():
-        own = [v for v in d["templating"]["list"]
-               if v["type"] != "datasource" and v["name"] not in CONFIG.deployment_labels]
         for v in d["templating"]["list"]:
             if v["name"] in CONFIG.deployment_labels:
                 assert not stacks.unlabelled.label_values(v["name"], "up"), "the scrape sets no deployment label"
-        choices = [variable_choices(stacks.unlabelled, v, every) for v in own]
-        for combination in itertools.product(*choices):
-            values = dict(zip((v["name"] for v in own), combination, strict=True))
-            for panel in panels(d):
-                for target in panel["targets"]:
-                    where = f"{d['title']} / {panel['title']} / {target['refId']} {values}"
-                    unlabelled = run(stacks.unlabelled, panel, target, every | values, now)
-                    alone = run(stacks.alone["B"], panel, target, pinned | values, now)
-                    executed += 2
-                    if not unlabelled:
-                        empty.append(where)
-                    stripped = {tuple(item for item in key if item[0] not in CONFIG.deployment_labels): points
-                                for key, points in alone.items()}
-                    problems += [f"{where}: {p}" for p in differences(unlabelled, stripped, stacks.instances["B"][:1],
-                                                                       per_replica=d["uid"] == "rag-exporter")]
+        for panel, target, values in every_query(stacks.unlabelled, d, every):
+            where = f"{d['title']} / {panel['title']} / {target['refId']} {values}"
+            unlabelled = run(stacks.unlabelled, panel, target, every | values, now)
+            alone = run(stacks.alone["B"], panel, target, pinned | values, now)
+            executed += 2
+            if not unlabelled:
+                empty.append(where)
+            stripped = {tuple(item for item in key if item[0] not in CONFIG.deployment_labels): points
+                        for key, points in alone.items()}
+            problems += [f"{where}: {p}" for p in differences(unlabelled, stripped, stacks.instances["B"][:1],
+                                                               per_replica=d["uid"] == "rag-exporter")]
     print(f"executed {executed} panel queries")
     assert not empty, "panels with No data:\n" + "\n".join(empty[:20])
     assert not problems, "panels that differ without deployment labels:\n" + "\n".join(problems[:20])

@@ -32,11 +32,13 @@ def build() -> Any:
     # Counters: the exact change between steps and irate(), not increase() and rate(). Those two
     # extrapolate to the window's edges in PromQL and do not in MetricsQL (VictoriaMetrics), so the
     # same samples drew different values on the two (docs/deployment.md#metricsql-against-promql).
-    # Without a sample one step back the series started within the step, at 0: its value is the change.
-    errors = m("rag_exporter_refresh_errors_total")
+    # The change is between the last samples of this step and the step before (windows, not instant
+    # lookups: the newest step lies up to a step ahead of now). A series with no sample a step back
+    # began within the step, at 0: its value is the change.
+    errors = f"last_over_time({m('rag_exporter_refresh_errors_total')}[$__interval])"
+    before = f"last_over_time({m('rag_exporter_refresh_errors_total')}[$__interval] offset $__interval)"
     d = d.with_panel(series("Refresh errors", "short",
-                            q(f"clamp_min({errors} - {errors} offset $__interval, 0) or {errors} + 0",
-                              legend("{{instance}} {{kind}}")),
+                            q(f"clamp_min({errors} - {before}, 0) or {errors} + 0", legend("{{instance}} {{kind}}")),
                             description="Refresh errors per step and kind; 0 across an exporter restart."))
     d = d.with_panel(grid("Tables",
                           q(m("rag_exporter_table_up"), instant=True, table_format=True),
