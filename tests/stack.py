@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from conftest import free_port, require_binary
 from rag_analytics_exporter.demo import alertmanager_config, prometheus_config
 
@@ -103,6 +105,29 @@ class Process:
                 self.proc.kill()
                 self.proc.wait()
         self._file.close()
+
+
+def committed_ha_config(path: Path, rules: list[Path], store: str, alertmanagers: list[str] = (),
+                        targets: list[list[str]] | None = None, static_configs: list[dict] | None = None) -> str:
+    """A committed deploy/ha config with a test's addresses and 1 s timings: each static config's targets
+    replaced (its labels kept), or static_configs whole; the Alertmanagers (none: that list goes); the long-term
+    store for remote_write; the rule files."""
+    document = yaml.safe_load(path.read_text())
+    document["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    document["rule_files"] = [str(rule) for rule in rules]
+    if alertmanagers:
+        document["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = list(alertmanagers)
+    else:
+        del document["alerting"]["alertmanagers"]
+    (writer,) = document["remote_write"]
+    writer["url"] = store
+    (job,) = document["scrape_configs"]
+    job.update(scrape_interval="1s", scrape_timeout="1s")
+    if static_configs is not None:
+        job["static_configs"] = static_configs
+    for static, instances in zip(job["static_configs"], targets or [], strict=bool(targets)):
+        static["targets"] = instances
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 class QueryAPI(Process):

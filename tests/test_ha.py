@@ -15,7 +15,6 @@ import contextlib
 import json
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
@@ -26,7 +25,7 @@ from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
 from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
-from stack import Alertmanager, ControlledPostgres, Prometheus, VictoriaMetrics, wait_for
+from stack import Alertmanager, ControlledPostgres, Prometheus, VictoriaMetrics, committed_ha_config, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -37,22 +36,6 @@ PEER_TIMEOUT = 5
 # How long the test watches for a duplicate or a resolve: the peer timeout plus three group intervals
 # (2 s in the test timings), so a second notification from either Alertmanager would have arrived.
 QUIET = PEER_TIMEOUT + 3 * 2
-
-
-def ha_config(path: Path, targets: list[list[str]], alertmanagers: list[str], rules: list[Path],
-              store: str) -> str:
-    """A committed HA config with this test's targets, Alertmanagers, long-term store, rule files and timings."""
-    document = yaml.safe_load(path.read_text())
-    (writer,) = document["remote_write"]
-    writer["url"] = store
-    document["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    document["rule_files"] = [str(rule) for rule in rules]
-    document["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = alertmanagers
-    (job,) = document["scrape_configs"]
-    job.update(scrape_interval="1s", scrape_timeout="1s")
-    for static, instances in zip(job["static_configs"], targets, strict=True):
-        static["targets"] = instances
-    return yaml.safe_dump(document, sort_keys=False)
 
 
 def received(sink: WebhookSink) -> list[tuple[str, dict, dict]]:
@@ -101,9 +84,9 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
         running.append(store)
         prometheus = {}
         for replica in ("a", "b"):
-            prometheus[replica] = Prometheus(tmp_path / f"prom-{replica}", config=ha_config(
-                HA / f"prometheus-{replica}.yml", targets, [am.address for am in alertmanagers], rules,
-                store.write_url))
+            prometheus[replica] = Prometheus(tmp_path / f"prom-{replica}", config=committed_ha_config(
+                HA / f"prometheus-{replica}.yml", rules, store.write_url, [am.address for am in alertmanagers],
+                targets=targets))
             running.append(prometheus[replica])
         for server in prometheus.values():
             wait_for("all three exporters scraped and reading",

@@ -18,7 +18,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import yaml
 
 from conftest import REPO, free_port, require_binary, scratch_database
 from panels import DASHBOARDS, Series, differences, escape, every_query, run
@@ -28,7 +27,7 @@ from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
 from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
-from stack import Alertmanager, Process, Prometheus, VictoriaMetrics, wait_for
+from stack import Alertmanager, Process, Prometheus, VictoriaMetrics, committed_ha_config, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,19 +42,6 @@ LIVE_SPAN = 20  # seconds of live samples compared in 5 s steps
 # *_timestamp_seconds) came back up to 2.4 µs off (20,000 such values: relative error at most 1.4e-15). "Seconds
 # since" panels (time() - a timestamp) inherit that error; they are allowed 20 µs, 8 times the worst measured.
 SINCE_PRECISION = 2e-5
-
-
-def committed_config(static_configs: list[dict], remote_write: str, rules: list) -> str:
-    """deploy/ha/prometheus-a.yml with this test's target, store, rule files and timings."""
-    document = yaml.safe_load((REPO / "deploy" / "ha" / "prometheus-a.yml").read_text())
-    document["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    document["rule_files"] = [str(rule) for rule in rules]
-    del document["alerting"]["alertmanagers"]
-    (job,) = document["scrape_configs"]
-    job.update(scrape_interval="1s", scrape_timeout="1s", static_configs=static_configs)
-    (writer,) = document["remote_write"]
-    writer["url"] = remote_write
-    return yaml.safe_dump(document, sort_keys=False)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +68,9 @@ def stores(pg_server, tmp_path_factory):
         store.import_openmetrics(history)
         shutil.copytree(blocks, folder / "prom" / "data")
         rules = write_scaled_rules(folder / "rules", factor=300)
-        prometheus = Prometheus(folder / "prom", config=committed_config(
-            [{"targets": [instance], "labels": LABELS}], store.write_url, rules),
+        prometheus = Prometheus(folder / "prom", config=committed_ha_config(
+            REPO / "deploy" / "ha" / "prometheus-a.yml", rules, store.write_url,
+            static_configs=[{"targets": [instance], "labels": LABELS}]),
             extra_args=["--storage.tsdb.retention.time=400d"])
         stack.callback(prometheus.stop)
         for server in (prometheus, store):

@@ -169,11 +169,11 @@ def grid(title: str, *queries: Any, description: str = "", w: int = 24, h: int =
     return _targets(panel, list(queries))
 
 
-def query_variable(name: str, label: str, metric: str, multi: bool = True) -> Any:
+def query_variable(name: str, label: str, metric: str) -> Any:
     """A variable of the label values of a metric in the selected deployments."""
     return (db.QueryVariable(name).label(label).datasource(DATASOURCE)
             .query(f"label_values({m(metric)}, {name})").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .multi(multi).include_all(multi).sort(1))
+            .multi(True).include_all(True).sort(1))
 
 
 def deployment_variables() -> list[Any]:
