@@ -10,17 +10,14 @@ Query conventions, so that backfilled history and live data draw alike (docs/bac
 Deployments (mixin.config): every query is scoped by the deployment variables, de-duplicates exporter
 replicas (`max without (instance, pod)`) before anything else, and keeps deployments apart in every
 aggregation, so that selecting several deployments shows them side by side and never adds them up.
-Alert thresholds are read from alerting/rules/thresholds.yml, the file the alert rules use, and drawn
-as threshold lines across the whole range.
+Alert thresholds come from mixin/config.py, as the alert rules' do, and are drawn as threshold lines
+across the whole range.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
-import yaml
 from grafana_foundation_sdk.builders import bargauge, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as db
@@ -40,7 +37,6 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from ..config import CONFIG
 from ..promql import one, selector
 
-THRESHOLDS_FILE = Path(__file__).resolve().parents[2] / "alerting" / "rules" / "thresholds.yml"
 # Every panel and query names the datasource through the variable; the provisioned uid is only its default.
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The dashboard uids: alert annotations (dashboard_url) link to these.
@@ -52,14 +48,10 @@ UIDS = {
 DEPLOYMENT_LEGEND = " ".join(f"{{{{{label}}}}}" for label in CONFIG.deployment_labels)
 
 
-def alert_thresholds() -> dict[str, float]:
-    """The alert thresholds, read from the one file that defines them for the alert rules too."""
-    rules = yaml.safe_load(THRESHOLDS_FILE.read_text())["groups"][0]["rules"]
-    return {rule["labels"]["threshold"]: float(re.fullmatch(r"vector\((.+)\)", rule["expr"]).group(1))
-            for rule in rules}
-
-
-T = alert_thresholds()
+# The alert thresholds the panels draw, from the config the alert rules are built from.
+T = {"zscore_warning": CONFIG.zscore_warning, "zscore_critical": CONFIG.zscore_critical,
+     "error_ratio": CONFIG.error_budget, "negative_feedback_ratio": CONFIG.feedback_negative_ratio,
+     "token_runaway_factor": CONFIG.token_runaway_factor}
 
 
 def m(metric: str, *matchers: str) -> str:
