@@ -10,6 +10,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -368,3 +369,30 @@ def test_a_dead_network_path_fails_the_refresh_within_the_connect_timeout(tmp_pa
         subprocess.run([ip, "link", "del", f"{tag}h"], capture_output=True)
         subprocess.run([ip, "netns", "del", tag], capture_output=True)
         postgres.close()
+
+
+# Issue 20 item 8: libpq quotes the part of a malformed DSN it cannot parse, and that part may be the password.
+SECRET = "Sup3r%ZZSecret"
+
+
+@pytest.mark.parametrize("dsn", [
+    f"postgresql://u:{SECRET}@127.0.0.1:1/db",  # invalid percent-encoded token: "<the password>"
+    f"postgresql://u@127.0.0.1:1/db?password={SECRET}",
+    f"postgresql://u:{SECRET.replace('%', ' ')}@127.0.0.1:1/db",  # parses; the connection fails
+    f"host=127.0.0.1 port=1 password={SECRET.replace('%', ' ')}",  # missing "=" after "ZZSecret"
+    f"host=127.0.0.1 port=1 password='{SECRET.replace('%', ' ')}",  # unterminated quoted string
+])
+def test_no_part_of_the_password_reaches_a_log_line_whatever_the_error(dsn, caplog):
+    from rag_analytics_exporter.db import Database
+    from rag_analytics_exporter.refresh import Refresher
+
+    refresher = Refresher(Database(dsn, password=None, application_name="t", connect_timeout=2, statement_timeout=5,
+                                   lock_timeout=1), Config(dsn=dsn))
+    with caplog.at_level("DEBUG"):
+        refresher.refresh()
+    text = caplog.text
+    assert "database unavailable" in text, text
+    for secret in (SECRET, SECRET.replace("%", " ")):
+        leaked = {secret[i:i + 4] for i in range(len(secret) - 3)} & {text[i:i + 4] for i in range(len(text) - 3)}
+        assert not leaked, f"{sorted(leaked)} of the password in: {text}"
+
