@@ -160,6 +160,26 @@ def test_any_document_is_either_a_config_or_a_config_error(doc):
         assert cfg.refresh_interval > 0
 
 
+# Issue 20 item 10: check-config makes every check serve makes before it listens.
+@pytest.mark.parametrize(("document", "key"), [
+    ({"web": {"config_file": "/nonexistent/web.yml"}}, "/nonexistent/web.yml"),
+    ({"web": {"config_file": "WEB"}}, "web config basic_auth_users.u"),
+    ({"database": {"dsn": "host=/tmp password='unterminated"}}, "database.dsn"),
+])
+def test_check_config_refuses_what_serve_refuses(tmp_path, document, key):
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"u": "plaintext"}}))
+    if document.get("web", {}).get("config_file") == "WEB":
+        document = {"web": {"config_file": str(web)}}
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(document))
+    served = run_cli("serve", "--config", str(path), "--web.listen-address", "127.0.0.1:0")
+    checked = run_cli("check-config", str(path))
+    assert served.returncode == 2, served.stderr
+    assert checked.returncode == 2, checked.stdout
+    assert key in checked.stderr and key in served.stderr
+
+
 # Issue 20 item 11: silent config mistakes become errors that name the variable or key, and the nearest name.
 def test_a_misspelt_environment_variable_names_the_nearest_known_one(tmp_path):
     with pytest.raises(ConfigError) as caught:
