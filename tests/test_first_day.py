@@ -77,6 +77,7 @@ def one_line(result: subprocess.CompletedProcess, code: int, *phrases: str) -> s
     for phrase in phrases:
         assert phrase in lines[0], lines[0]
     assert PASSWORD not in result.stderr
+    print(f"exit {result.returncode}: {lines[0]}")
     return lines[0]
 
 
