@@ -171,7 +171,7 @@ def test_backfill_prints_the_fast_promtool_command_and_it_works(cluster, tmp_pat
     assert 1 <= len(blocks) <= 2
 
 
-def test_a_malformed_dsn_is_a_config_error_that_keeps_the_password(tmp_path):
+def test_a_malformed_dsn_is_a_config_error_that_withholds_the_password(tmp_path):
     for command in (["init-db"], ["seed-demo"], ["backfill", "--output", str(tmp_path / "h.om")], ["serve"]):
         line = one_line(run(*command, "--dsn", f"postgresql://u:{PASSWORD}%ZZ@127.0.0.1:1/db"), 2, "--dsn",
                         "not a libpq connection string")

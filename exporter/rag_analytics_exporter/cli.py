@@ -9,7 +9,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +22,7 @@ from . import config as config_module
 from .anomaly import BASELINES
 from .app import Running, Signals, start_exporter
 from .config import Config, ConfigError
-from .redact import redact, well_formed
+from .redact import redact
 from .webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
@@ -63,15 +63,14 @@ def _load_config(args: argparse.Namespace, path: str | None = None) -> Config:
 def _database_settings(args: argparse.Namespace, config: Config) -> str | None:
     """The password, once the DSN is known to parse: what every command checks before it connects."""
     password = config_module.resolve_password(config)
-    if not well_formed(config.dsn):
+    try:
+        psycopg2.extensions.parse_dsn(config.dsn)
+    except psycopg2.Error as exc:
         source = ("--dsn" if getattr(args, "dsn", None) else
                   config_module.DSN_ENV if config_module.DSN_ENV in os.environ else "database.dsn")
-        try:
-            psycopg2.extensions.parse_dsn(config.dsn)
-        except psycopg2.Error as exc:
-            reason = redact(str(exc).strip().splitlines()[0], config.dsn, password)
-            raise ConfigError([(source, f"not a libpq connection string: {reason} (quoted parts are withheld, "
-                                        "since they may hold the password)")]) from None
+        reason = redact(str(exc).strip().splitlines()[0], config.dsn, password)
+        raise ConfigError([(source, f"not a libpq connection string: {reason} (quoted parts are withheld, "
+                                    "since they may hold the password)")]) from None
     return password
 
 
@@ -84,7 +83,7 @@ def _prepare_serve(args: argparse.Namespace, path: str | None = None
     return config, password, web
 
 
-def _reloader(args: argparse.Namespace, config: Config, running: Running):
+def _reloader(args: argparse.Namespace, config: Config, running: Running) -> Callable[[], None]:
     """What SIGHUP does: re-read the web config file and apply it; say whether the config file changed."""
 
     def reload() -> None:
