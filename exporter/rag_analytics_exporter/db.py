@@ -12,6 +12,8 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from .redact import redact
+
 TABLES = (
     "latency_metrics",
     "token_usage_daily",
@@ -197,7 +199,7 @@ class Database:
             # Whatever broke outside a table's savepoint (connect, session set-up, the
             # connection dropping mid-read) leaves nothing trustworthy: start afresh.
             self.close()
-            raise DatabaseUnavailable(_first_line(exc)) from None
+            raise DatabaseUnavailable(redact(_first_line(exc), self._dsn, self._password)) from None
 
 
 def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
@@ -279,6 +281,22 @@ def columns_of(table: str) -> tuple[str, ...]:
     """The columns the exporter reads from a daily table, in order."""
     columns = _WINDOW_QUERIES.get(table) or _NEWEST_DAY_QUERIES[table]
     return tuple(c.strip() for c in columns.split(","))
+
+
+_UNREADABLE_SQL = """
+SELECT name, to_regclass(name) IS NULL
+FROM unnest(%(tables)s::text[]) AS name
+WHERE to_regclass(name) IS NULL OR NOT has_table_privilege(to_regclass(name), 'SELECT')
+"""
+
+
+def unreadable_tables(conn: psycopg2.extensions.connection, tables: tuple[str, ...]) -> dict[str, str]:
+    """Of these tables, those this session cannot read, each with why: the refresh tolerates them, so must
+    a reader that cannot skip a failed query (one error ends a REPEATABLE READ transaction's reads)."""
+    with conn.cursor() as cur:
+        cur.execute(_UNREADABLE_SQL, {"tables": list(tables)})
+        return {name: "does not exist" if missing else "is not readable by this role"
+                for name, missing in cur.fetchall()}
 
 
 def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, until: date
