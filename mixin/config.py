@@ -2,7 +2,7 @@
 number an alert, a recording rule, a description or a dashboard line uses.
 
 Like a monitoring mixin's `_config` (node-mixin, kubernetes-mixin; grafana/jsonnet-libs'
-filteringSelector, groupLabels and instanceLabels): the rules, their descriptions, thresholds.yml and
+filteringSelector, groupLabels and instanceLabels): the rules, their descriptions and
 the dashboards' threshold lines are all built from these values, so a site changes a number here and
 runs `python -m mixin`, and nothing else repeats it.
 """

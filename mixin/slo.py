@@ -23,7 +23,7 @@ from .promql import one, selector
 SLO = "rag-component-availability"
 _SLO = f'slo="{SLO}"'
 _MEAN = 'statistic="mean"'
-_NEGATIVE = 'sentiment="negative"'
+_POSITIVE = 'sentiment="positive"'
 _SENTIMENTS = 'sentiment=~"positive|negative"'
 
 
@@ -82,34 +82,51 @@ def traffic_ratio(offset: str) -> str:
     return f"component:rag_component_requests_increase{_w(traffic_window())}:ratio_offset{offset}"
 
 
+# Running totals copied at evaluation time, per replica. A window's numerator and denominator are
+# then increases of series sampled at the same instants, which increase() extrapolates alike (a
+# raw scrape and a recorded series are not). Small counts are read as differences of large ones:
+# errors as requests minus successes, negative feedback as all minus positive. A large total always
+# falls at midnight, so increase() always sees the restart; a small one may not (yesterday's 30
+# errors, then 50 in the new day's first write, would count 20).
+REQUESTS, SUCCESSES = "component:rag_component_requests:today", "component:rag_component_successes:today"
+STAGE_TIME = "component:rag_component_stage_time_seconds:today"
+FEEDBACK, POSITIVE = "deployment:rag_feedback:today", "deployment:rag_feedback_positive:today"
+
+
+def _running() -> list[dict[str, Any]]:
+    requests = selector("rag_component_requests")
+    return [
+        {"record": REQUESTS, "expr": requests},
+        {"record": SUCCESSES, "expr": f"{requests}\n  - ignoring ()\n{selector('rag_component_errors')}\n"},
+        # mean x requests: the day's total stage time so far, so a window's mean is exact.
+        {"record": STAGE_TIME, "expr": f"{selector('rag_component_latency_seconds', _MEAN)}\n  * ignoring (statistic)\n"
+                                       f"{requests}\n"},
+        {"record": FEEDBACK, "expr": f"sum without (sentiment) ({selector('rag_feedback', _SENTIMENTS)})"},
+        {"record": POSITIVE, "expr": f"sum without (sentiment) ({selector('rag_feedback', _POSITIVE)})"},
+    ]
+
+
+def _over(series: str, window: int) -> str:
+    return one(f"increase({series}[{_w(window)}])")
+
+
 def live_recording() -> list[dict[str, Any]]:
     """Windowed signals from today's running totals; each window spans at least two ETL writes."""
-    rules: list[dict[str, Any]] = []
+    rules = _running()
     for window in _slo_windows():
         rules.append({"record": sli(window),
-                      "expr": f"{_increase('rag_component_errors', window)}\n/\n"
-                              f"{_increase('rag_component_requests', window)}\n",
+                      "expr": f"1 - (\n  {_over(SUCCESSES, window)}\n  /\n  {_over(REQUESTS, window)}\n)\n",
                       "labels": {"slo": SLO, "slo_window": _w(window)}})
     for window in _volume_windows():
         rules.append({"record": requests_increase(window), "expr": _increase("rag_component_requests", window)})
-    # The day's total stage time so far, per replica: mean x requests. Its increase over a window is
-    # exactly the time spent by the window's requests, so windowed mean = that / their number.
-    stage_time = "component:rag_component_stage_time_seconds:sum"
-    rules.append({"record": stage_time,
-                  "expr": f"{selector('rag_component_latency_seconds', _MEAN)}\n"
-                          f"  * ignoring (statistic)\n{selector('rag_component_requests')}\n"})
-    latency = sorted({w for pair in _latency_windows().values() for w in pair})
-    for window in latency:
+    for window in sorted({w for pair in _latency_windows().values() for w in pair}):
         rules.append({"record": latency_mean(window),
-                      "expr": f"{one(f'increase({stage_time}[{_w(window)}])')}\n/\n"
-                              f"{_increase('rag_component_requests', window)}\n"})
+                      "expr": f"{_over(STAGE_TIME, window)}\n/\n{_over(REQUESTS, window)}\n"})
     for window in sorted({CONFIG.feedback_long_minutes, CONFIG.min_window_minutes}):
-        negative = f"sum without (sentiment) ({_increase('rag_feedback', window, _NEGATIVE)})"
-        events = f"sum without (sentiment) ({_increase('rag_feedback', window, _SENTIMENTS)})"
-        rules.append({"record": feedback_ratio(window), "expr": f"{negative}\n/\n{events}\n"})
+        rules.append({"record": feedback_ratio(window),
+                      "expr": f"1 - (\n  {_over(POSITIVE, window)}\n  /\n  {_over(FEEDBACK, window)}\n)\n"})
     rules.append({"record": f"deployment:rag_feedback:increase{_w(CONFIG.feedback_long_minutes)}",
-                  "expr": f"sum without (sentiment) "
-                          f"({_increase('rag_feedback', CONFIG.feedback_long_minutes, _SENTIMENTS)})"})
+                  "expr": _over(FEEDBACK, CONFIG.feedback_long_minutes)})
     # Traffic against the same window a week (and a day) earlier. Recorded series exist only where
     # this rule ran on live scrapes, never over backfilled days (flat within the day), so the
     # comparison is absent, and quiet, until a week of live scrapes is there.
