@@ -1,5 +1,9 @@
 """Shared dashboard pieces: the datasource and deployment variables, query shapes and panel builders.
 
+The panel builders (series, single, bars, pie, grid) apply the style of docs/dashboards.md#style
+themselves: a description from about() is required, units get decimals, legends are shown, blank
+deployment labels are trimmed from names, tables name their columns, and link() keeps the variables.
+
 Query conventions, so that backfilled history and live data draw alike (docs/backfill.md):
 * instantaneous values over time: last_over_time(x[1h]) (history has one sample an hour);
 * one bar per day: max_over_time(x[1d]) with a 1-day interval (the per-day gauges restart at
