@@ -317,3 +317,19 @@ def test_each_rule_reports_a_broken_copy(rule, uid, title, change):
 
 def test_every_rule_has_a_broken_copy():
     assert {rule for rule, *_ in BROKEN} == set(RULES)
+
+
+def test_the_helpers_refuse_a_panel_outside_the_style():
+    """The builders are where the style is made: a description naming no source or no day, an empty one,
+    or a unit with no decimals stops the generator, naming what is wrong."""
+    from mixin.dashboards.common import TODAY, about, q, series, single
+
+    with pytest.raises(ValueError, match="names none of"):
+        about("Requests", "the requests table", TODAY)
+    with pytest.raises(ValueError, match="is not one of"):
+        about("Requests", "latency_metrics", "lately")
+    with pytest.raises(ValueError, match="has no description"):
+        single("Requests", "locale", q("up"), description=" ")
+    with pytest.raises(ValueError, match="no default decimals for unit 'kbytes'"):
+        series("Memory", "kbytes", q("up"), description=about("Memory", "the exporter", TODAY))
+    assert about("Requests", "latency_metrics", TODAY) == "Requests. From latency_metrics; today so far."

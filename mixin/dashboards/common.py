@@ -109,11 +109,14 @@ LAST_5M = "last 5 minutes"
 LAST_HOUR = "last hour"
 PER_STEP = "per step of the time range"
 CUMULATIVE = "the whole table, cumulative (not per day)"
-WHEN = (TODAY, YESTERDAY, PER_DAY, OVER_TIME, RANGE_DAYS, NOW, LAST_5M, LAST_HOUR, PER_STEP, CUMULATIVE)
+WEEK_AGO = "against the same time a week ago"
+SLO_WINDOW = "over the SLO window"
+WHEN = (TODAY, YESTERDAY, PER_DAY, OVER_TIME, RANGE_DAYS, NOW, LAST_5M, LAST_HOUR, PER_STEP, CUMULATIVE, WEEK_AGO,
+        SLO_WINDOW)
 
 # Decimals by unit, so that no field is left to Grafana's guess (which changes with the value).
-DECIMALS = {"s": 1, "percentunit": 1, "currencyUSD": 2, "short": 1, "locale": 0, "none": 2, "bytes": 1,
-            "bool_yes_no": 0}
+DECIMALS = {"s": 1, "percentunit": 1, "percent": 1, "currencyUSD": 2, "short": 1, "locale": 0, "none": 2,
+            "bytes": 1, "bool_yes_no": 0, "reqps": 2}
 # Legends as a table with last, mean and max where the values matter (seconds, money, and tokens: pass
 # values=True); as a list elsewhere.
 VALUE_UNITS = ("s", "currencyUSD")
