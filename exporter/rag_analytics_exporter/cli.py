@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, init-db, seed-demo, demo."""
+"""Command line: serve, check-config, init-db, seed-demo, backfill, demo."""
 
 from __future__ import annotations
 
@@ -320,10 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag-analytics-exporter", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     levels = ["debug", "info", "warning", "error"]
-    parser.add_argument("--log-level", default="info", choices=levels)
+    parser.add_argument("--log-level", default="info", choices=levels, help="log verbosity (default info)")
     # Also accepted after the subcommand; SUPPRESS keeps the subcommand from resetting it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels, help="log verbosity (default info)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_db(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -333,14 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     serve = with_db(commands.add_parser("serve", help="serve /metrics", parents=[common]))
-    serve.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT")
+    serve.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT",
+                       help="where to serve /metrics (default: web.listen_address in the config, else 0.0.0.0:9841)")
     serve.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                        help="exporter-toolkit web config: TLS and basic auth")
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser("check-config", help="validate a config file; exit 0 if valid, 2 if not",
                                    parents=[common])
-    check.add_argument("file")
+    check.add_argument("file", help="the YAML config file to validate")
     check.set_defaults(func=cmd_check_config)
 
     init = with_db(commands.add_parser("init-db", help="create the seven aggregate tables (idempotent)",
@@ -349,9 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = with_db(commands.add_parser("seed-demo", help="fill the tables with synthetic demo data",
                                         parents=[common]))
-    seed.add_argument("--days", type=int, default=60)
-    seed.add_argument("--chunks", type=int, default=12_000)
-    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--days", type=int, default=60,
+                      help="days of data, today included (default 60: today and the 59 days before it)")
+    seed.add_argument("--chunks", type=int, default=12_000,
+                      help="rows of chunk_retrieval_stats (default 12000)")
+    seed.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives the same data "
+                                                         "(default 42)")
     seed.add_argument("--at", type=_moment, help="ISO timestamp taken as 'now' (default: the current time)")
     seed.add_argument("--no-anomalies", action="store_true", help="leave out the injected anomalies")
     seed.add_argument("--replace", action="store_true", help="overwrite tables that already hold rows")
@@ -362,9 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     back = with_db(commands.add_parser("backfill", help="write history as OpenMetrics for promtool tsdb "
                                                         "create-blocks-from openmetrics", parents=[common]))
     span = back.add_mutually_exclusive_group()
-    span.add_argument("--days", type=int, default=60, help="days of history before today (default 60)")
+    span.add_argument("--days", type=int, default=60,
+                      help="days of history before today; today is written too (default 60)")
     span.add_argument("--since", metavar="YYYY-MM-DD", type=_day, help="first day of history")
-    back.add_argument("--output", required=True, metavar="FILE")
+    back.add_argument("--output", required=True, metavar="FILE", help="the OpenMetrics file to write")
     back.add_argument("--step", type=int, default=3600, metavar="SECONDS",
                       help="spacing of samples within a day (default 3600; must divide 86400)")
     back.add_argument("--at", type=_moment, help="ISO timestamp taken as 'now' (default: the current time)")
@@ -382,11 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
                                             "Alertmanager when installed)", parents=[common])
     demo.add_argument("--dir", default=".demo", help="working folder for the database and configs")
     demo.add_argument("--port", type=int, default=9841, help="exporter port")
-    demo.add_argument("--prometheus-port", type=int, default=9890)
-    demo.add_argument("--alertmanager-port", type=int, default=9893)
+    demo.add_argument("--prometheus-port", type=int, default=9890, help="Prometheus port (default 9890)")
+    demo.add_argument("--alertmanager-port", type=int, default=9893, help="Alertmanager port (default 9893)")
     demo.add_argument("--baseline", choices=BASELINES, default="plain",
                       help="anomaly baseline: plain (default) or weekday (docs/metrics.md)")
-    demo.add_argument("--days", type=int, default=60)
+    demo.add_argument("--days", type=int, default=60,
+                      help="days of demo data, today included; Prometheus gets them all as history (default 60)")
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
     demo.set_defaults(func=cmd_demo)
     return parser
