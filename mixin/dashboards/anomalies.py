@@ -77,7 +77,8 @@ def build() -> Any:
     d = d.with_panel(series("Error ratio against its threshold", "percentunit",
                             q(hourly("rag_component_error_ratio", component), legend("{{component}}")),
                             description=about("Failed / all requests per component; the dashed line is "
-                                              "the error ratio the availability SLO allows (0.5 %)", "latency_metrics", OVER_TIME),
+                                              "the error ratio the availability SLO allows (0.5 %)",
+                                              "latency_metrics", OVER_TIME),
                             links=[to_component()], lines=[(T["error_ratio"], "red")]))
     d = d.with_panel(series("Negative feedback against its threshold", "percentunit",
                             q(hourly("rag_feedback_negative_ratio"), legend("negative share")),
