@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import Database
+from rag_analytics_exporter.refresh import Refresher
 
 
 def test_log_timestamps_are_utc_rfc3339_whatever_the_local_zone():
@@ -21,3 +26,22 @@ def test_log_timestamps_are_utc_rfc3339_whatever_the_local_zone():
     logged = datetime.fromisoformat(stamp.group(1).replace("Z", "+00:00"))
     assert abs(logged - datetime.now(timezone.utc)) < timedelta(minutes=1), line
 
+
+def test_the_database_coming_back_is_logged_once(dsn, caplog):
+    database = Database(dsn, password=None, application_name="t", connect_timeout=2, statement_timeout=5,
+                        lock_timeout=1)
+    refresher = Refresher(database, Config(dsn=dsn))
+    refresher.refresh()
+    database._dsn = "host=/nonexistent"  # the database becomes unreachable
+    database.close()
+    with caplog.at_level(logging.INFO, logger="rag_analytics_exporter"):
+        refresher.refresh()
+        refresher.refresh()
+        database._dsn = dsn
+        for _ in range(3):
+            refresher.refresh()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    recovered = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(errors) == 2
+    assert recovered == ["database reachable again after 2 failed refreshes"]
+    database.close()
