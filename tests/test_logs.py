@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+from conftest import execute
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database
 from rag_analytics_exporter.refresh import Refresher
@@ -45,3 +46,17 @@ def test_the_database_coming_back_is_logged_once(dsn, caplog):
     assert len(errors) == 2
     assert recovered == ["database reachable again after 2 failed refreshes"]
     database.close()
+
+
+def test_a_table_readable_again_is_logged_once(dsn, caplog):
+    execute(dsn, "ALTER TABLE citation_daily RENAME TO citation_daily_away")
+    refresher = Refresher(Database(dsn, password=None, application_name="t", connect_timeout=2,
+                                   statement_timeout=5, lock_timeout=1), Config(dsn=dsn))
+    with caplog.at_level(logging.INFO, logger="rag_analytics_exporter"):
+        refresher.refresh()
+        execute(dsn, "ALTER TABLE citation_daily_away RENAME TO citation_daily")
+        refresher.refresh()
+        refresher.refresh()
+    recovered = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert recovered == ["refresh: reading citation_daily works again"]
+    refresher._db.close()
