@@ -106,3 +106,13 @@ def test_golden_exposition():
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(body)
     assert body == GOLDEN.read_text(), "exposition changed; if on purpose, rerun with UPDATE_GOLDEN=1 and review"
+
+
+def test_the_slo_period_sums_its_last_days_with_today_and_no_day_before():
+    # 40 days of llm: day d (0 = today) has 1000 + d requests and d errors.
+    rows = [(TODAY - timedelta(days=d), "llm", 1000 + d, d, 100.0, 1, 1, 1, 1) for d in range(40)]
+    section = build_latency(table("latency_metrics", LATENCY_COLUMNS, rows), NOW, TODAY, Config(slo_period_days=7))
+    assert section.data.period == {"llm": (sum(1000 + d for d in range(7)), sum(range(7)))}
+    assert section.data.period_days == 7
+    whole = build_latency(table("latency_metrics", LATENCY_COLUMNS, rows), NOW, TODAY, Config())
+    assert whole.data.period["llm"] == (sum(1000 + d for d in range(30)), sum(range(30)))

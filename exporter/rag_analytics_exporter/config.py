@@ -213,6 +213,7 @@ class Config:
     min_baseline_days: int = 7
     min_relative_spread: float = 0.01
     baseline: str = "plain"
+    slo_period_days: int = 30
     max_components: int = 20
     max_models: int = 20
     max_tags: int = 50
@@ -241,6 +242,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("anomaly", "min_baseline_days"): ("min_baseline_days", _int_in(2, 400)),
     ("anomaly", "min_relative_spread"): ("min_relative_spread", _float_in(0.0, 1.0)),
     ("anomaly", "baseline"): ("baseline", _one_of(BASELINES)),
+    ("slo", "period_days"): ("slo_period_days", _int_in(1, 400)),
     ("limits", "components"): ("max_components", _int_in(1, 1000)),
     ("limits", "models"): ("max_models", _int_in(1, 1000)),
     ("limits", "tags"): ("max_tags", _int_in(1, 1000)),

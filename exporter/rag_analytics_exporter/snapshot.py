@@ -101,6 +101,9 @@ class LatencyData:
     scored_day: date
     anomalies: Mapping[str, Score]  # empty while the scored day is not finished
     scored_day_complete: bool = True
+    # component -> (requests, errors) over the SLO period: its last slo_period_days days, today included
+    period: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    period_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,13 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
 
     components = []
     series: dict[str, dict[date, float]] = defaultdict(dict)
+    period_start = today - timedelta(days=config.slo_period_days - 1)
+    period: dict[str, tuple[float, float]] = {}
     for (day, component), members in sorted(groups.items()):
+        if period_start <= day <= today:
+            requests, errors = period.get(component, (0.0, 0.0))
+            period[component] = (requests + sum(m["request_count"] for m in members),
+                                 errors + sum(m["error_count"] for m in members))
         mean = _weighted_mean((m["avg_time_s"], m["request_count"]) for m in members)
         if mean is not None:
             series[component][day] = mean
@@ -284,7 +293,9 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
     scored_day = today - timedelta(days=1)
     complete = day_finished(read, scored_day)
     anomalies = _score_all(series, scored_day, config) if complete else frozen_mapping({})
-    return _section(read, confirmed_at, rejected, LatencyData(tuple(components), scored_day, anomalies, complete))
+    return _section(read, confirmed_at, rejected,
+                    LatencyData(tuple(components), scored_day, anomalies, complete, frozen_mapping(period),
+                                config.slo_period_days))
 
 
 def build_usage(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
