@@ -103,8 +103,9 @@ PER_STEP = "per step of the time range"
 CUMULATIVE = "the whole table, cumulative (not per day)"
 WEEK_AGO = "against the same time a week ago"
 SLO_WINDOW = "over the SLO window"
+LIVE = "over the last minutes that the title names, from today's running totals"
 WHEN = (TODAY, YESTERDAY, PER_DAY, OVER_TIME, RANGE_DAYS, NOW, LAST_5M, LAST_HOUR, PER_STEP, CUMULATIVE, WEEK_AGO,
-        SLO_WINDOW)
+        SLO_WINDOW, LIVE)
 
 # Decimals by unit, so that no field is left to Grafana's guess (which changes with the value).
 DECIMALS = {"s": 1, "percentunit": 1, "percent": 1, "currencyUSD": 2, "short": 1, "locale": 0, "none": 2,

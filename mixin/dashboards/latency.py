@@ -7,6 +7,7 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models.dashboard import VariableOption
 
+from . import now
 from .common import (
     OVER_TIME,
     PER_DAY,
@@ -36,6 +37,8 @@ def build() -> Any:
                         .current(VariableOption(text="p95", value="p95", selected=True))))
     sel, stat = 'component=~"$component"', 'statistic="$statistic"'
     mean, parts, total = 'statistic="mean"', 'component!="total"', 'component="total"'
+    d = now.latency_row(d, sel)
+    d = d.with_row(db.Row("By day (UTC)"))
     d = d.with_panel(series(
         "Latency ($statistic) per component", "s",
         q(hourly("rag_component_latency_seconds", sel, stat), legend("{{component}}")),

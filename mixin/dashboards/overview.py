@@ -8,6 +8,7 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard as db
 
 from ..promql import by_deployment
+from . import now
 from .common import (
     NOW,
     OVER_TIME,
@@ -36,6 +37,7 @@ def build() -> Any:
                       "explains it; the menu at the top leads to all of them.")
     total, firing, ours, uncited = 'component="total"', 'alertstate="firing"', 'alertname=~"Rag.*"', 'citations="0"'
     latency, usage = link("latency", "Component latency"), link("usage", "Token usage & cost")
+    d = now.overview_row(d)
     d = d.with_row(db.Row("Today (UTC)"))
     for panel in (
         single("Requests today", "locale", q(v("rag_component_requests", total), legend(), instant=True),
@@ -56,7 +58,7 @@ def build() -> Any:
                q(v("rag_feedback_negative_ratio"), legend(), instant=True),
                description=about("Negative / all feedback; red at RagNegativeFeedbackHigh's threshold",
                                  "feedback_daily", TODAY),
-               thresholds=red_above(0.2), links=[link("feedback", "User feedback")]),
+               thresholds=red_above(T["negative_feedback_ratio"]), links=[link("feedback", "User feedback")]),
         # 0 for a deployment with nothing firing, rather than no value at all.
         single("Firing RAG alerts", "locale",
                q(f"{by_deployment('count', m('ALERTS', firing, ours))} or "
