@@ -19,8 +19,6 @@ from .alerting import alert, number
 from .config import CONFIG
 from .promql import one, selector
 
-ZSCORE_LIMITS = {"warning": CONFIG.zscore_warning, "critical": CONFIG.zscore_critical}
-
 
 def anomalies() -> list[dict[str, Any]]:
     """Yesterday against the 30 days before it, high and low side. The z-scores change once a day,
@@ -37,7 +35,7 @@ def anomalies() -> list[dict[str, Any]]:
     rules = []
     for low in (False, True):
         for prefix, metric, variable, summary, opening, unit, low_cause in subjects:
-            for severity, limit in ZSCORE_LIMITS.items():
+            for severity, limit in (("warning", CONFIG.zscore_warning), ("critical", CONFIG.zscore_critical)):
                 if low:
                     expr = f"{one(selector(metric))}\n  < -{number(limit)}\n"
                     description = (f'{opening} {{{{ $value | printf "%.1f" }}}} {unit} from its baseline, far below '

@@ -72,11 +72,12 @@ def test_alert_conventions():
 def test_every_number_comes_from_the_mixin_config(monkeypatch):
     """Changing a number in mixin/config.py changes the expression and the description alike."""
     import dataclasses
+    import json
 
     from mixin import rules, slo
 
     def rendered() -> str:
-        return yaml.safe_dump({name: item["document"] for name, item in rules.render().items()})
+        return json.dumps({name: item["document"] for name, item in rules.render().items()})
 
     before = rendered()
     changed = dataclasses.replace(CONFIG, availability_objective=0.99, feedback_negative_ratio=0.35,
@@ -86,14 +87,14 @@ def test_every_number_comes_from_the_mixin_config(monkeypatch):
         monkeypatch.setattr(module, "CONFIG", changed)
     after = rendered()
     assert after != before
-    burn = {a["labels"]["severity"]: a for a in yaml.safe_load(after)["slo.yml"]["groups"][0]["rules"]
+    burn = {a["labels"]["severity"]: a for a in json.loads(after)["slo.yml"]["groups"][0]["rules"]
             if a.get("alert") == "RagComponentErrorBudgetBurn"}
     page = burn["critical"]
     assert "> 0.144)" in page["expr"] and ">= 250" in page["expr"], page["expr"]  # 14.4 x 1 %
     assert "budget of 1 %" in page["annotations"]["description"]
     assert "with at least 250 requests" in page["annotations"]["description"]
     for text in ("> 0.35", "threshold 35 %", "< 0.45", "threshold 45 %", "> 1.75 *", "more than 1.75 times",
-                 "> 7\n", "critical above 7", "> 10800", "3h for the daily tables"):
+                 r"> 7\n", "critical above 7", "> 10800", "3h for the daily tables"):
         assert text in after, text
     assert "rag:alert_threshold" not in after
 
