@@ -283,7 +283,7 @@ import re, pathlib
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database
 from rag_analytics_exporter.refresh import Refresher
-from rag_analytics_exporter.server import Exposition
+from rag_analytics_exporter.exposition import Exposition
 dsn = {dsn!r}
 r = Refresher(Database(dsn, password=None, application_name="leak", connect_timeout=5, statement_timeout=60,
                        lock_timeout=5), Config(dsn=dsn))

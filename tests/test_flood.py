@@ -158,7 +158,9 @@ def test_a_failing_answer_is_one_warning_a_minute_not_one_per_request(caplog):
     import logging
 
     from rag_analytics_exporter.config import Config
-    from rag_analytics_exporter.server import Exposition, MetricsServer, serve_in_thread
+    from rag_analytics_exporter.exposition import Exposition
+    from rag_analytics_exporter.http.server import serve_in_thread
+    from rag_analytics_exporter.routes import metrics_server
     from rag_analytics_exporter.snapshot import empty_snapshot
 
     class Broken(Exposition):
@@ -166,7 +168,7 @@ def test_a_failing_answer_is_one_warning_a_minute_not_one_per_request(caplog):
             raise RuntimeError("render failed")
 
     snapshot = empty_snapshot(Config())
-    server = MetricsServer(("127.0.0.1", 0), Broken(lambda: snapshot))
+    server = metrics_server(("127.0.0.1", 0), Broken(lambda: snapshot))
     serve_in_thread(server)
     caplog.set_level(logging.WARNING)
     try:
