@@ -93,7 +93,7 @@ def test_stop_serves_every_accepted_connection_whole(snapshot, caplog):
         stopper.start()
         for client in clients:
             head, body = read_response(client)
-            assert head.startswith(b"HTTP/1.0 200"), head
+            assert head.startswith(b"HTTP/1.1 200"), head
             assert body.startswith(expected_rag), "the response is the whole exposition"
             client.close()
         stopper.join()

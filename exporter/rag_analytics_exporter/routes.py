@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from .exposition import Exposition
+from .http.request import accepts
 from .http.response import Response, error
 from .http.server import DEFAULT_MAX_REQUESTS, HttpServer
 from .http.stats import HttpStats
@@ -31,7 +32,7 @@ class Routes:
         if method not in ("GET", "HEAD"):
             return error(405, {"Allow": "GET, HEAD"})
         if path == "/metrics":
-            gzipped = "gzip" in headers.get("accept-encoding", "")
+            gzipped = accepts(headers.get("accept-encoding", ""), "gzip")
             extra = {"Content-Type": CONTENT_TYPE_PLAIN_0_0_4} | ({"Content-Encoding": "gzip"} if gzipped else {})
             return Response(200, self._exposition.body(gzipped), extra)
         if path == "/":

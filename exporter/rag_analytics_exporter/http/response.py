@@ -25,10 +25,14 @@ def error(status: int, headers: Mapping[str, str] | None = None) -> Response:
     return Response(status, f"{status} {text}\n".encode(), headers or {})
 
 
-def encode_head(response: Response, base: Mapping[str, str], length: int) -> bytes:
-    """Status line and headers: defaults, then base (web.headers), then the response's own."""
+def encode_head(response: Response, base: Mapping[str, str], version: str, close: bool) -> bytes:
+    """Status line and headers: defaults, then base (web.headers), then the response's own.
+
+    version: the request's (HTTP/1.0 or HTTP/1.1), as Go's net/http answers; close: whether the
+    connection closes after this response (an HTTP/1.1 connection persists by default).
+    """
     fields = ({"Server": "rag-analytics-exporter", "Date": email.utils.formatdate(usegmt=True),
                "Content-Type": "text/plain; charset=utf-8"} | dict(base) | dict(response.headers)
-              | {"Content-Length": str(length), "Connection": "close"})
-    head = f"HTTP/1.0 {response.status} {REASONS[response.status]}\r\n"
+              | {"Content-Length": str(len(response.body))} | ({"Connection": "close"} if close else {}))
+    head = f"{version} {response.status} {REASONS[response.status]}\r\n"
     return (head + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode("latin-1")

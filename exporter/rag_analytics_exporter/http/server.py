@@ -39,8 +39,9 @@ _CHALLENGE = {"WWW-Authenticate": 'Basic realm="rag-analytics-exporter", charset
 class HttpServer:
     """HTTP(S) on an asyncio loop for one handler; serve_in_thread() runs it.
 
-    stop() is graceful: it stops accepting, still serves the connections the kernel had already
-    accepted (the listen backlog) and the requests in flight, then closes.
+    stop() is graceful: it stops accepting, closes the persistent connections that wait for a next
+    request, still serves the connections the kernel had already accepted (the listen backlog) and
+    the requests in flight, then closes.
     """
 
     def __init__(self, address: tuple[str, int], handler: Handler, *, tls: ssl.SSLContext | None = None,
@@ -69,6 +70,7 @@ class HttpServer:
         # counts is requests waiting for the auth check and responses a slow client has not taken yet.
         self._answering: set[Connection] = set()
         self._idle: asyncio.Event | None = None
+        self.stopping = False
         self._warnings = Warnings()
         # bcrypt takes tens of milliseconds on purpose: never on the loop.
         self._auth_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auth")
@@ -94,6 +96,11 @@ class HttpServer:
     def _stop(self, deadline: float, finished: Future[bool]) -> None:
         # One callback, so that no accept can run between the last look at the backlog and the close.
         self.loop.remove_reader(self.socket)
+        # From now on every response says Connection: close, and a persistent connection waiting
+        # for its next request is closed now rather than at its idle timeout.
+        self.stopping = True
+        for connection in list(self._connections):
+            connection.close_if_idle()
         # Handshakes the kernel completed before now sit in the listen backlog. Their clients have
         # sent, or are sending, a request: accept and serve them, since closing the socket with
         # them inside would reset them. Whatever connects after the close is refused.

@@ -64,6 +64,9 @@ class PlainTransport(asyncio.Transport):
                 return
             if data:
                 self._loop.add_writer(self._fd, self._writable)
+                self._out += data
+                self._protocol.pause_writing()
+            return
         self._out += data
 
     def _writable(self) -> None:
@@ -76,6 +79,7 @@ class PlainTransport(asyncio.Transport):
             return
         if not self._out:
             self._loop.remove_writer(self._fd)
+            self._protocol.resume_writing()
             self._flushed()
 
     def _flushed(self) -> None:
@@ -90,6 +94,11 @@ class PlainTransport(asyncio.Transport):
             self._sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Only high=0 is supported: pause_writing() once data is buffered, resume_writing() once it is sent."""
+        if high or low:
+            raise ValueError("PlainTransport's write buffer limits are 0")
 
     def can_write_eof(self) -> bool:
         return True
