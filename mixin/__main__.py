@@ -1,20 +1,20 @@
-"""Writes the mixin's outputs (and the Kubernetes objects made from them), or with --check says which
-committed ones are out of date."""
+"""Writes the mixin's outputs (rules, dashboards, and the Kubernetes objects made from them), or with
+--check says which committed ones are out of date."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import textwrap
 from pathlib import Path
 
-from . import dashboards, rules
+from . import dashboards, kubernetes, rules
 from .yamlout import dump
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerting" / "rules"
 DASHBOARDS = REPO / "grafana" / "dashboards"
+KUBERNETES = REPO / "deploy" / "kubernetes" / "base"
 HAND_WRITTEN = {RULES / "thresholds.yml"}
 
 
@@ -27,7 +27,20 @@ def outputs() -> dict[Path, str]:
         files[RULES / name] = header + "\n" + dump(item["document"])
     for name, text in dashboards.render().items():
         files[DASHBOARDS / name] = text
+    rule_files = {path.name: text for path, text in files.items() if path.parent == RULES}
+    rule_files |= {path.name: path.read_text(encoding="utf-8") for path in HAND_WRITTEN}
+    files[KUBERNETES / "prometheusrule.yaml"] = kubernetes.prometheus_rule(rule_files)
+    files[KUBERNETES / "dashboards.yaml"] = kubernetes.dashboards(
+        {path.name: text for path, text in files.items() if path.parent == DASHBOARDS})
     return files
+
+
+def out_of_date(files: dict[Path, str]) -> list[Path]:
+    """Committed files that differ from files, are missing, or are generated ones no longer written."""
+    present = set(RULES.glob("*.yml")) | set(DASHBOARDS.glob("*.json"))
+    stale = sorted(path for path, text in files.items()
+                   if not path.exists() or path.read_text(encoding="utf-8") != text)
+    return stale + sorted(present - set(files) - HAND_WRITTEN)
 
 
 def main() -> int:
@@ -36,21 +49,14 @@ def main() -> int:
     args = parser.parse_args()
     files = outputs()
     if args.check:
-        present = set(RULES.glob("*.yml")) | set(DASHBOARDS.glob("*.json"))
-        stale = sorted(path for path, text in files.items()
-                       if not path.exists() or path.read_text(encoding="utf-8") != text)
-        extra = sorted(present - set(files) - HAND_WRITTEN)
-        for path in stale + extra:
+        stale = out_of_date(files)
+        for path in stale:
             print(f"out of date: {path.relative_to(REPO)} (run python -m mixin)", file=sys.stderr)
-        return 1 if stale or extra else 0
+        return 1 if stale else 0
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
     print(f"wrote {len(files)} files")
-    # The Kubernetes objects made from these files (PrometheusRule, dashboard ConfigMaps) follow them.
-    spec = importlib.util.spec_from_file_location("k8s_generate", REPO / "deploy" / "kubernetes" / "generate.py")
-    kubernetes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kubernetes)
-    return kubernetes.main()
+    return 0
 
 
 if __name__ == "__main__":
