@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -101,6 +102,25 @@ def test_pipelined_requests_are_answered_in_order(serve):
         assert head.startswith(b"HTTP/1.1 404") and body == b"404 page not found\n"
         head, body = client.response()
         assert b"Connection: close" in head and b"rag_exporter_up" in body
+        assert client.closed()
+
+
+def test_a_long_pipeline_is_answered_whole_and_in_order(serve):
+    """3,000 requests sent at once (about 200 KiB, more than a head may hold): each is answered, in order.
+
+    The client sends from a thread of its own while it reads, as a pipelining client must: the
+    server reads the next requests only as it answers, so they wait in the socket meanwhile.
+    """
+    count = 3000
+    with Client(serve().server_address[1]) as client:
+        requests = b"".join(get(f"/-/healthy?n={n}") if n % 2 else get(f"/nowhere/{n}") for n in range(count))
+        sender = threading.Thread(target=client.send, args=(requests + get("/-/healthy", "Connection: close"),))
+        sender.start()
+        for n in range(count):
+            head, body = client.response()
+            assert body == (b"OK\n" if n % 2 else b"404 page not found\n"), n
+        assert b"Connection: close" in client.response()[0]
+        sender.join()
         assert client.closed()
 
 

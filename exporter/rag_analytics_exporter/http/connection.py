@@ -62,6 +62,7 @@ class Connection(asyncio.Protocol):
         self._close = False  # close after the response in progress
         self._discarding = False  # closing: what the client still sends is read and dropped
         self._flushing = False  # a response is written and the transport's buffer not yet empty
+        self._paused = False  # reading paused: the buffer holds more than a head while a request is answered
         self._served = 0
         self._gone = False  # counted as a client disconnect already
 
@@ -79,8 +80,18 @@ class Connection(asyncio.Protocol):
         self._buffer += data
         if self._request is None:
             self._read_head()
+        elif len(self._buffer) > MAX_HEAD_BYTES and not self._paused:
+            # A client that pipelines faster than it is answered: its next requests wait in the
+            # socket, not in memory, until their turn.
+            self._paused = True
+            self._transport.pause_reading()
 
     def _read_head(self) -> None:
+        if self._request is not None or self._discarding or self._transport.is_closing():
+            return
+        if self._paused:
+            self._paused = False
+            self._transport.resume_reading()
         if not self._buffer:
             return
         if self._idle:  # the first byte of a next request: from now on it has the client timeout
@@ -172,7 +183,9 @@ class Connection(asyncio.Protocol):
         self._request = None
         self._arm(IDLE_TIMEOUT_SECONDS, self._transport.close)
         self._idle = True
-        self._read_head()  # a pipelined request, if one came
+        # A pipelined request, if one came: in a callback of its own, so that a long pipeline
+        # neither recurses nor holds the loop from the other connections.
+        self._loop.call_soon(self._read_head)
 
     def close_if_idle(self) -> None:
         """The server is stopping: close now if no request is in progress and one was served.

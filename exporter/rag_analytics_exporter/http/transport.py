@@ -28,6 +28,7 @@ class PlainTransport(asyncio.Transport):
         self._eof_after_write = False
         self._closed = False
         self._reading = False
+        self._eof = False
         protocol.connection_made(self)
         if not self._closing:
             loop.add_reader(self._fd, self._readable)
@@ -44,6 +45,7 @@ class PlainTransport(asyncio.Transport):
         if data:
             self._protocol.data_received(data)
         else:
+            self._eof = True
             self._stop_reading()
             if not self._protocol.eof_received():
                 self.close()
@@ -52,6 +54,17 @@ class PlainTransport(asyncio.Transport):
         if self._reading:
             self._reading = False
             self._loop.remove_reader(self._fd)
+
+    def pause_reading(self) -> None:
+        self._stop_reading()
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self._closing and not self._eof:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._readable)
+
+    def is_reading(self) -> bool:
+        return self._reading
 
     def write(self, data: bytes) -> None:
         if not self._out:
