@@ -105,6 +105,21 @@ def test_pipelined_requests_are_answered_in_order(serve):
         assert client.closed()
 
 
+def test_a_pipeline_ended_by_a_half_close_is_answered_whole(serve):
+    """As `printf 'GET ...GET ...' | nc`: the client sends its requests and shuts its side."""
+    with Client(serve().server_address[1]) as client:
+        client.send(get("/-/healthy") + get("/nowhere") + get("/-/healthy"))
+        client.sock.shutdown(socket.SHUT_WR)
+        statuses = [client.response()[0].split(b" ")[1] for _ in range(3)]
+        assert statuses == [b"200", b"404", b"200"]
+        assert client.closed()
+    with Client(serve().server_address[1]) as client:
+        client.send(get("/-/healthy") + get("/metrics")[:20])  # and the second one cut short
+        client.sock.shutdown(socket.SHUT_WR)
+        assert client.response()[1] == b"OK\n"
+        assert client.closed(), "nothing is rendered for the request cut short"
+
+
 def test_a_long_pipeline_is_answered_whole_and_in_order(serve):
     """3,000 requests sent at once (about 200 KiB, more than a head may hold): each is answered, in order.
 

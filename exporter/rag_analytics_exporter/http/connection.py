@@ -60,6 +60,7 @@ class Connection(asyncio.Protocol):
         self._idle = False  # the timer is the idle timeout (no byte of a next request yet)
         self._request: Head | None = None  # the request in progress, from its head to its response's flush
         self._close = False  # close after the response in progress
+        self._eof = False  # the client has sent all it will send
         self._discarding = False  # closing: what the client still sends is read and dropped
         self._flushing = False  # a response is written and the transport's buffer not yet empty
         self._paused = False  # reading paused: the buffer holds more than a head while a request is answered
@@ -121,9 +122,9 @@ class Connection(asyncio.Protocol):
             self.abort()
 
     def eof_received(self) -> bool:
-        if self._request is not None:
-            self._close = True
-            return True  # the client only half-closed: its response still goes out
+        self._eof = True
+        if self._request is not None or split_head(self._buffer) is not None:
+            return True  # the client only half-closed: the responses to what it sent still go out
         if self._buffer.strip() or not self._served:
             # The head ended in EOF, not in a blank line: a request cut short. Nothing is rendered.
             self._went_away()
@@ -139,7 +140,7 @@ class Connection(asyncio.Protocol):
         """Write the response to the request in progress; a client that does not take it in time is cut off."""
         if self._transport.is_closing() or self._request is None:
             return
-        close = self._close or self._host.stopping
+        close = self._close or self._host.stopping or (self._eof and split_head(self._buffer) is None)
         head = encode_head(response, self._headers, self._request.version, close)
         self._served += 1
         self._flushing = True
@@ -177,8 +178,8 @@ class Connection(asyncio.Protocol):
         self._host.sent(self)
         if self._discarding or self._transport.is_closing():
             return
-        if self._close or self._host.stopping:  # the client half-closed, or the server stops meanwhile
-            self._transport.close()
+        if self._host.stopping or (self._eof and split_head(self._buffer) is None):
+            self._transport.close()  # the server stops meanwhile, or the client half-closed after its last request
             return
         self._request = None
         self._arm(IDLE_TIMEOUT_SECONDS, self._transport.close)
