@@ -36,7 +36,8 @@ class HttpStats(Collector):
         disconnects = CounterMetricFamily(
             "rag_exporter_http_client_disconnects_total",
             "Connections the client closed before its response was complete, a request cut short included "
-            "(its headers ended in EOF): nothing is rendered for them, and nothing is logged above debug.")
+            "(its headers ended in EOF): nothing is rendered for them, and nothing is logged above debug. A kept "
+            "connection closed between requests is not one.")
         disconnects.add_metric([], self.disconnects)
         refused = CounterMetricFamily(
             "rag_exporter_http_refused_total",
