@@ -30,6 +30,6 @@ bench-dashboards:
 	./scripts/setup
 	.venv/bin/python bench/dashboards.py $(DASHBOARDS_ARGS)
 
-# Rules and dashboards from mixin/ (one config for their selectors), then the Kubernetes objects made from them.
+# Rules and dashboards from mixin/ (one config for their selectors), and the Kubernetes objects made from them.
 generate:
 	.venv/bin/python -m mixin

@@ -70,7 +70,8 @@ def _ready(url: str) -> bool:
 
 
 def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """Read one HTTP response whole (by Content-Length) and up to the server's close."""
+    """Read one HTTP response whole (by Content-Length), and up to the server's close when it says
+    Connection: close (a persistent connection's response ends with its body)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -83,7 +84,7 @@ def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
         assert chunk, f"connection closed after {len(body)} of {length} body bytes"
         body += chunk
     rest = body[length:]
-    while chunk := sock.recv(65536):
+    while b"\r\nConnection: close" in head and (chunk := sock.recv(65536)):
         rest += chunk
     return head, body[:length] + rest
 

@@ -114,7 +114,7 @@ def test_a_request_cut_short_by_eof_gets_no_response(serve):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(HALF_REQUEST + b"\r\n")  # the same request, finished
         head, body = read_response(sock)
-        assert head.startswith(b"HTTP/1.0 200") and b"rag_exporter_up" in body
+        assert head.startswith(b"HTTP/1.1 200") and b"rag_exporter_up" in body
 
 
 def test_requests_over_max_requests_get_503_at_once(serve):
@@ -130,10 +130,10 @@ def test_requests_over_max_requests_get_503_at_once(serve):
         started = time.monotonic()
         head, _ = read_response(second)
         waited = time.monotonic() - started
-    assert head.startswith(b"HTTP/1.0 503"), head
+    assert head.startswith(b"HTTP/1.1 503"), head
     head, _ = read_response(slow)
     slow.close()
-    assert head.startswith(b"HTTP/1.0 401"), head
+    assert head.startswith(b"HTTP/1.1 401"), head
     print(f"503 after {waited * 1000:.0f} ms, while the first request was still in bcrypt")
     right = "Basic " + base64.b64encode(b"prometheus:right").decode()
     assert metric(port, 'rag_exporter_http_refused_total{reason="max_requests"}', {"Authorization": right}) == 1
@@ -158,7 +158,9 @@ def test_a_failing_answer_is_one_warning_a_minute_not_one_per_request(caplog):
     import logging
 
     from rag_analytics_exporter.config import Config
-    from rag_analytics_exporter.server import Exposition, MetricsServer, serve_in_thread
+    from rag_analytics_exporter.exposition import Exposition
+    from rag_analytics_exporter.http.server import serve_in_thread
+    from rag_analytics_exporter.routes import metrics_server
     from rag_analytics_exporter.snapshot import empty_snapshot
 
     class Broken(Exposition):
@@ -166,7 +168,7 @@ def test_a_failing_answer_is_one_warning_a_minute_not_one_per_request(caplog):
             raise RuntimeError("render failed")
 
     snapshot = empty_snapshot(Config())
-    server = MetricsServer(("127.0.0.1", 0), Broken(lambda: snapshot))
+    server = metrics_server(("127.0.0.1", 0), Broken(lambda: snapshot))
     serve_in_thread(server)
     caplog.set_level(logging.WARNING)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import signal
 import socket
@@ -93,6 +94,23 @@ def test_tls_serves_metrics_and_refuses_plain_http(serve_with, certs):
     assert https_get(running.port, certs) == 200
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
         urllib.request.urlopen(f"http://127.0.0.1:{running.port}/metrics", timeout=5).read()
+
+
+def test_a_tls_connection_carries_scrape_after_scrape(serve_with, certs):
+    """One handshake for many scrapes. Before: Connection: close on every response, so a handshake each."""
+    running = serve_with(tls_section(certs))
+    context = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+    connection = http.client.HTTPSConnection("127.0.0.1", running.port, context=context, timeout=5)
+    try:
+        sockets = []
+        for _ in range(3):
+            connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+            response = connection.getresponse()
+            assert response.status == 200 and b"" != response.read() and not response.will_close
+            sockets.append(connection.sock)
+        assert sockets[0] is sockets[1] is sockets[2], "every scrape went over the first connection"
+    finally:
+        connection.close()
 
 
 def test_client_certificate_required_and_verified(serve_with, certs):

@@ -157,8 +157,8 @@ def test_stale_data_is_withheld_and_health_stays(dsn):
 
 def test_a_new_snapshot_is_rendered_by_the_refresh_not_by_a_scrape(dsn):
     from rag_analytics_exporter.db import Database
+    from rag_analytics_exporter.exposition import Exposition
     from rag_analytics_exporter.refresh import Refresher
-    from rag_analytics_exporter.server import Exposition
 
     refresher = Refresher(Database(dsn, password=None, application_name="t", connect_timeout=2,
                                    statement_timeout=5, lock_timeout=1), Config(dsn=dsn))
@@ -171,11 +171,13 @@ def test_a_new_snapshot_is_rendered_by_the_refresh_not_by_a_scrape(dsn):
 
 def test_listening_on_all_ipv6_addresses_serves_ipv4_too():
     """web.listen_address [::]:PORT takes both families, as http.server did on Linux."""
-    from rag_analytics_exporter.server import Exposition, MetricsServer, serve_in_thread
+    from rag_analytics_exporter.exposition import Exposition
+    from rag_analytics_exporter.http.server import serve_in_thread
+    from rag_analytics_exporter.routes import metrics_server
     from rag_analytics_exporter.snapshot import empty_snapshot
 
     snapshot = empty_snapshot(Config())
-    server = MetricsServer(("::", 0), Exposition(lambda: snapshot))
+    server = metrics_server(("::", 0), Exposition(lambda: snapshot))
     serve_in_thread(server)
     try:
         port = server.server_address[1]

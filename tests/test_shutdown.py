@@ -12,9 +12,11 @@ import pytest
 from conftest import scratch_database
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database, init_db
+from rag_analytics_exporter.exposition import Exposition
+from rag_analytics_exporter.http.server import serve_in_thread
 from rag_analytics_exporter.refresh import Refresher
+from rag_analytics_exporter.routes import metrics_server
 from rag_analytics_exporter.seed import DemoScale, seed
-from rag_analytics_exporter.server import Exposition, MetricsServer, serve_in_thread
 from stack import read_response
 
 ROUNDS = 100
@@ -63,14 +65,14 @@ def test_stop_serves_every_accepted_connection_whole(snapshot, caplog):
     began, and stop() says everything finished. One round in two holds the loop; in the others
     the stop races freely with the accepts and the answers.
     """
-    caplog.set_level(logging.DEBUG, logger="rag_analytics_exporter.server")
+    caplog.set_level(logging.DEBUG, logger="rag_analytics_exporter.http")
     exposition = SlowFirstBody(lambda: snapshot)
     expected = exposition.body(gzipped=False)
     expected_rag = expected[: expected.index(b"# HELP process_")]
     stop_times = []
     held_rounds = 0
     for round_number in range(ROUNDS):
-        server = MetricsServer(("127.0.0.1", 0), exposition)
+        server = metrics_server(("127.0.0.1", 0), exposition)
         serve_in_thread(server)
         port = server.server_address[1]
         clients = []
@@ -91,7 +93,7 @@ def test_stop_serves_every_accepted_connection_whole(snapshot, caplog):
         stopper.start()
         for client in clients:
             head, body = read_response(client)
-            assert head.startswith(b"HTTP/1.0 200"), head
+            assert head.startswith(b"HTTP/1.1 200"), head
             assert body.startswith(expected_rag), "the response is the whole exposition"
             client.close()
         stopper.join()

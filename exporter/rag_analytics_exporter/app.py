@@ -14,8 +14,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config
 from .db import Database
+from .exposition import Exposition
+from .http.server import HttpServer, serve_in_thread
+from .http.stats import HttpStats
 from .refresh import Refresher, start_scheduler
-from .server import Exposition, MetricsServer, serve_in_thread
+from .routes import metrics_server
 from .webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ STOP_TIMEOUT_SECONDS = 4.0
 class Running:
     """A started exporter: stop() ends it cleanly (in-flight scrapes finish, the connection closes)."""
 
-    server: MetricsServer
+    server: HttpServer
     scheduler: BackgroundScheduler
     database: Database
     refresher: Refresher
@@ -74,9 +77,10 @@ def start_exporter(config: Config, password: str | None, web: WebConfig | None =
                         connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
                         lock_timeout=config.lock_timeout)
     refresher = Refresher(database, config)
-    exposition = Exposition(lambda: refresher.snapshot)
+    stats = HttpStats()
+    exposition = Exposition(lambda: refresher.snapshot, live=[stats])
     refresher.on_publish(exposition.warm)
-    server = MetricsServer((config.listen_host, config.listen_port), exposition, web, config.max_requests)
+    server = metrics_server((config.listen_host, config.listen_port), exposition, web, config.max_requests, stats)
     serve_in_thread(server)
     scheduler = start_scheduler(refresher, config.refresh_interval)
     return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)

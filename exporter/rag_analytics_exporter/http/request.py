@@ -1,0 +1,102 @@
+"""What a client sent: request heads, parsed, or the reason they are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+# Request line and headers together; http.server's limit was 64 KiB per line.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class Refused(Exception):
+    """A request answered with an error status, counted under reason."""
+
+    def __init__(self, reason: str, status: int):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Head:
+    """A parsed request head. Header names are lowercased; a repeated header keeps its last value."""
+
+    method: str
+    target: str
+    version: str  # HTTP/1.0 or HTTP/1.1
+    headers: Mapping[str, str]
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the client lets the connection carry another request (RFC 9112 section 9.3).
+
+        HTTP/1.0 keep-alive is not offered: every client worth serving speaks HTTP/1.1.
+        """
+        return self.version == "HTTP/1.1" and "close" not in tokens(self.headers.get("connection", ""))
+
+    @property
+    def has_body(self) -> bool:
+        """Whether a body follows the head: never read, so the connection closes after the response."""
+        return "transfer-encoding" in self.headers or self.headers.get("content-length", "0") != "0"
+
+
+def split_head(buffer: bytearray) -> tuple[bytes, int] | None:
+    """The first request head in buffer (without its blank line) and the length it takes with it,
+    or None while it is incomplete. Bare LF line ends are accepted, as http.server did."""
+    ends = [(i, n) for i, n in ((buffer.find(b"\r\n\r\n"), 4), (buffer.find(b"\n\n"), 2)) if i >= 0]
+    if not ends:
+        return None
+    end, blank = min(ends)
+    return bytes(buffer[:end]), end + blank
+
+
+def parse_head(head: bytes) -> Head:
+    """The head's request line and headers; Refused("bad_request", 400) when malformed."""
+    # Empty lines before a request line are ignored (RFC 9112 section 2.2), as a client may send
+    # a CRLF after a previous request.
+    lines = head.decode("latin-1").replace("\r\n", "\n").lstrip("\n").split("\n")
+    parts = lines[0].split()
+    if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
+        raise Refused("bad_request", 400)
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise Refused("bad_request", 400)
+        headers[name.lower()] = value.strip()
+    if not headers.get("content-length", "0").isdigit():
+        raise Refused("bad_request", 400)
+    return Head(parts[0], parts[1], parts[2], headers)
+
+
+def path_of(target: str) -> str:
+    """The path of a request target without its query, in origin form (/metrics?x) or absolute form
+    (http://host:port/metrics, which a server must accept: RFC 9112 section 3.2.2)."""
+    if target[:8].lower().startswith(("http://", "https://")):
+        return urlsplit(target).path or "/"
+    return target.split("?", 1)[0]
+
+
+def tokens(value: str) -> list[str]:
+    """The lowercased elements of a comma-separated header value."""
+    return [token.strip().lower() for token in value.split(",") if token.strip()]
+
+
+def accepts(accept_encoding: str, coding: str) -> bool:
+    """Whether an Accept-Encoding value allows coding: named with q above 0, or matched by *
+    (RFC 9110 section 12.5.3). An element whose q is not a number counts as not acceptable."""
+    weights: dict[str, float] = {}
+    for element in tokens(accept_encoding):
+        name, *params = (part.strip() for part in element.split(";"))
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[name] = weight
+    return weights.get(coding, weights.get("*", 0.0)) > 0

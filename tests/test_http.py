@@ -1,0 +1,225 @@
+"""The HTTP layer without a database: persistent connections, pipelining, and what a request may say."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.exposition import Exposition
+from rag_analytics_exporter.http import connection as connection_module
+from rag_analytics_exporter.http.request import accepts, path_of
+from rag_analytics_exporter.http.server import serve_in_thread
+from rag_analytics_exporter.routes import metrics_server
+from rag_analytics_exporter.snapshot import empty_snapshot
+
+
+class Client:
+    """A raw socket that reads responses one at a time by Content-Length, leaving what follows."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self._data = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def response(self, head_request: bool = False) -> tuple[bytes, bytes]:
+        while b"\r\n\r\n" not in self._data:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"connection closed before the headers: {self._data!r}"
+            self._data += chunk
+        head, self._data = self._data.split(b"\r\n\r\n", 1)
+        length = 0 if head_request else int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(self._data) < length:
+            chunk = self.sock.recv(65536)
+            assert chunk, "connection closed within the body"
+            self._data += chunk
+        body, self._data = self._data[:length], self._data[length:]
+        return head, body
+
+    def closed(self) -> bool:
+        """Whether the server closed the connection (waits up to the socket timeout)."""
+        return not self._data and self.sock.recv(1) == b""
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve():
+    """Start servers on an empty snapshot (no database); each is stopped at the end."""
+    servers = []
+
+    def start(max_requests: int = 40):
+        server = metrics_server(("127.0.0.1", 0), Exposition(lambda: empty_snapshot(Config())),
+                                max_requests=max_requests)
+        serve_in_thread(server)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(2.0)
+
+
+def get(path: str, *headers: str) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{h}\r\n" for h in headers) + "\r\n").encode()
+
+
+def test_an_http_1_1_connection_carries_request_after_request(serve):
+    """Before: HTTP/1.0 with Connection: close, so each scrape (and with TLS, each handshake) was a new connection."""
+    with Client(serve().server_address[1]) as client:
+        for _ in range(3):
+            client.send(get("/metrics"))
+            head, body = client.response()
+            assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" not in head
+            assert b"rag_exporter_up" in body
+        client.send(get("/-/healthy", "Connection: close"))
+        head, body = client.response()
+        assert b"Connection: close" in head and body == b"OK\n"
+        assert client.closed()
+
+
+def test_pipelined_requests_are_answered_in_order(serve):
+    """Before: the second of two requests sent at once was read and dropped."""
+    with Client(serve().server_address[1]) as client:
+        client.send(get("/-/healthy") + b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n" + get("/nowhere")
+                    + get("/metrics", "Connection: close"))
+        head, body = client.response()
+        assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n"
+        head, _ = client.response(head_request=True)
+        assert head.startswith(b"HTTP/1.1 200") and b"version=0.0.4" in head
+        head, body = client.response()
+        assert head.startswith(b"HTTP/1.1 404") and body == b"404 page not found\n"
+        head, body = client.response()
+        assert b"Connection: close" in head and b"rag_exporter_up" in body
+        assert client.closed()
+
+
+def test_a_pipeline_ended_by_a_half_close_is_answered_whole(serve):
+    """As `printf 'GET ...GET ...' | nc`: the client sends its requests and shuts its side."""
+    with Client(serve().server_address[1]) as client:
+        client.send(get("/-/healthy") + get("/nowhere") + get("/-/healthy"))
+        client.sock.shutdown(socket.SHUT_WR)
+        statuses = [client.response()[0].split(b" ")[1] for _ in range(3)]
+        assert statuses == [b"200", b"404", b"200"]
+        assert client.closed()
+    with Client(serve().server_address[1]) as client:
+        client.send(get("/-/healthy") + get("/metrics")[:20])  # and the second one cut short
+        client.sock.shutdown(socket.SHUT_WR)
+        assert client.response()[1] == b"OK\n"
+        assert client.closed(), "nothing is rendered for the request cut short"
+
+
+def test_a_long_pipeline_is_answered_whole_and_in_order(serve):
+    """3,000 requests sent at once (about 200 KiB, more than a head may hold): each is answered, in order.
+
+    The client sends from a thread of its own while it reads, as a pipelining client must: the
+    server reads the next requests only as it answers, so they wait in the socket meanwhile.
+    """
+    count = 3000
+    with Client(serve().server_address[1]) as client:
+        requests = b"".join(get(f"/-/healthy?n={n}") if n % 2 else get(f"/nowhere/{n}") for n in range(count))
+        sender = threading.Thread(target=client.send, args=(requests + get("/-/healthy", "Connection: close"),))
+        sender.start()
+        for n in range(count):
+            head, body = client.response()
+            assert body == (b"OK\n" if n % 2 else b"404 page not found\n"), n
+        assert b"Connection: close" in client.response()[0]
+        sender.join()
+        assert client.closed()
+
+
+def test_an_idle_connection_is_closed_after_the_idle_timeout_and_holds_no_slot(serve, monkeypatch):
+    monkeypatch.setattr(connection_module, "IDLE_TIMEOUT_SECONDS", 0.5)
+    server = serve(max_requests=1)
+    with Client(server.server_address[1]) as idle:
+        idle.send(get("/-/healthy"))
+        assert idle.response()[0].startswith(b"HTTP/1.1 200")
+        # web.max_requests is 1 and the first connection is open, idle: another client is served.
+        with Client(server.server_address[1]) as other:
+            other.send(get("/-/healthy", "Connection: close"))
+            assert other.response()[0].startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert idle.closed(), "the idle connection is closed by the server"
+        print(f"idle connection closed after {time.monotonic() - started:.2f} s (idle timeout 0.5 s)")
+    assert server.stats.refused["max_requests"] == 0 and server.stats.disconnects == 0
+
+
+def test_stop_closes_idle_connections_at_once():
+    """A persistent connection waiting for its next request does not hold the stop for the idle timeout."""
+    server = metrics_server(("127.0.0.1", 0), Exposition(lambda: empty_snapshot(Config())))
+    serve_in_thread(server)
+    with Client(server.server_address[1]) as client:
+        client.send(get("/-/healthy"))
+        client.response()
+        started = time.monotonic()
+        assert server.stop(2.0), "every connection finished"
+        stopped = time.monotonic() - started
+        print(f"stop() with an idle connection took {stopped * 1000:.0f} ms (idle timeout 75 s, bound 1 s)")
+        assert stopped < 1.0
+        assert client.closed()
+
+
+def test_a_request_with_a_body_is_answered_and_the_connection_closed(serve):
+    """A body is never read, so what follows it is never taken for a request."""
+    with Client(serve().server_address[1]) as client:
+        client.send(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n"
+                    + get("/nowhere")[:40])
+        head, body = client.response()
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head and body == b"OK\n"
+        assert client.closed()
+
+
+def test_an_http_1_0_request_is_answered_in_http_1_0_and_closed(serve):
+    with Client(serve().server_address[1]) as client:
+        client.send(b"GET /-/healthy HTTP/1.0\r\n\r\n")
+        head, _ = client.response()
+        assert head.startswith(b"HTTP/1.0 200") and b"Connection: close" in head
+        assert client.closed()
+
+
+@pytest.mark.parametrize(("accept_encoding", "gzipped"), [
+    ("gzip", True), ("identity, gzip;q=0", False), ("gzip;q=0.000", False), ("gzip; q=0.5, identity", True),
+    ("*", True), ("*;q=0", False), ("identity", False), ("gzip;q=0, *;q=1", False), ("deflate, *", True),
+    ("", False), ("GZIP", True),
+])
+def test_accept_encoding_q_values(accept_encoding, gzipped):
+    """Before: any value containing "gzip" got gzip, "identity, gzip;q=0" (gzip refused) included."""
+    assert accepts(accept_encoding, "gzip") is gzipped
+
+
+def test_gzip_refused_by_q_0_gets_the_plain_body(serve):
+    with Client(serve().server_address[1]) as client:
+        client.send(get("/metrics", "Accept-Encoding: identity, gzip;q=0"))
+        head, body = client.response()
+        assert b"Content-Encoding" not in head and body.startswith(b"# HELP")
+        client.send(get("/metrics", "Accept-Encoding: gzip"))
+        head, body = client.response()
+        assert b"Content-Encoding: gzip" in head and gzip.decompress(body).startswith(b"# HELP")
+
+
+@pytest.mark.parametrize(("target", "path"), [
+    ("/metrics", "/metrics"), ("/metrics?x=1", "/metrics"), ("http://127.0.0.1:9187/metrics", "/metrics"),
+    ("HTTP://host/metrics?x=1", "/metrics"), ("http://host", "/"), ("/http://x/metrics", "/http://x/metrics"),
+])
+def test_request_targets(target, path):
+    assert path_of(target) == path
+
+
+def test_an_absolute_form_target_is_served(serve):
+    """RFC 9112 section 3.2.2: a server must accept the absolute form. Before: 404."""
+    server = serve()
+    with Client(server.server_address[1]) as client:
+        client.send(get(f"http://127.0.0.1:{server.server_address[1]}/metrics"))
+        head, body = client.response()
+        assert head.startswith(b"HTTP/1.1 200") and b"rag_exporter_up" in body
