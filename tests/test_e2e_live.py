@@ -23,15 +23,16 @@ from stack import Alertmanager, Prometheus, wait_for
 pytestmark = pytest.mark.e2e
 
 PAGE = "RagComponentErrorBudgetBurn"
-# Measured from the incident's start to the page at the webhook, 5 runs (docs/testing.md): 31 s to 47 s.
-# The bound leaves three times the slowest: a slower machine makes the test slower, not red.
-PAGE_BOUND = 150.0
-# After the page: long enough for a duplicate to arrive (Alertmanager's group interval here is 2 s,
-# Prometheus re-sends firing alerts every minute) and for a second alert of another component to fire.
-QUIET_AFTER_PAGE = 40.0
-# Before the incident the live windows fill: the page's long window (1h / 30 = 2 min) must hold the
-# volume gate's 100 requests, and nothing may page on clean traffic.
-WARM_UP = 40.0
+# Measured from the incident's start to the page at the webhook, 5 runs on a loaded machine
+# (docs/testing.md): 19.4 s to 24.5 s. The bound is about five times the slowest: a slower machine makes
+# the test slower, not red.
+PAGE_BOUND = 120.0
+# After the page: ten of Alertmanager's group intervals here (2 s), in which a duplicate or the same
+# alert on another component (total fires in the same evaluation as the stage) would arrive.
+QUIET_AFTER_PAGE = 20.0
+# Before the incident the live windows fill with clean traffic: two writes hold the page's volume
+# gate (100 requests; a write brings about 200 by day), and nothing may page meanwhile.
+WARM_UP = 25.0
 
 
 def pages(sink: WebhookSink) -> list[tuple[str, str, str, str]]:

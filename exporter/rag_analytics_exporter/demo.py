@@ -213,8 +213,10 @@ def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, d
             stdout=(am_dir / "log").open("w"), stderr=subprocess.STDOUT)))
     prom_address = f"127.0.0.1:{prometheus_port}"
     prom_dir = folder / "prometheus"
-    if not (prom_dir / "data").exists():
-        backfill_history(config, prom_dir / "data", days=days, instance=exporter_target)
+    # A fresh TSDB each run, backfilled again (seconds): the last run's live samples, its incident
+    # included, would otherwise sit in this run's windows and page before this run's incident began.
+    shutil.rmtree(prom_dir / "data", ignore_errors=True)
+    backfill_history(config, prom_dir / "data", days=days, instance=exporter_target)
     rules = write_scaled_rules(prom_dir / "rules", factor=DEMO_FACTOR)
     _step(f"starting Prometheus on {prom_address}. Time runs {DEMO_FACTOR:g}x faster here: the rules' windows "
           f"and for: are divided by {DEMO_FACTOR:g} (1h is 2m), and 'a week or a day earlier' (offset 1w, "

@@ -27,13 +27,22 @@ import numpy as np
 import psycopg2
 import psycopg2.extensions
 
-from .seed import BASE_ERROR_RATIO, COMPONENTS, COPY_COLUMNS, MODELS, PATTERNS, REQUESTS_PER_DAY, TAGS, latency_row
+from .seed import (
+    BASE_ERROR_RATIO,
+    COMPONENTS,
+    COPY_COLUMNS,
+    FEEDBACK_SHARE,
+    MODELS,
+    PATTERNS,
+    REQUESTS_PER_DAY,
+    TAGS,
+    latency_row,
+)
 
 log = logging.getLogger(__name__)
 
 STAGES = tuple(COMPONENTS)  # in pipeline order: a request runs them one after the other
 INCIDENTS = ("error-burst", "outage", "latency", "feedback", "traffic-stop")
-FEEDBACK_SHARE = 0.03  # of answered requests
 NEGATIVE_SHARE = 0.10  # of feedback, normally
 CITATION_SHARES = (0.12, 0.25, 0.30, 0.33)  # answers citing 0, 1, 2, 3+ chunks
 PATTERN_FEEDBACK_SHARE = 0.12

@@ -21,7 +21,10 @@ COMPONENTS = {  # mean stage time in ms and the log-normal spread of one request
 }
 # Well inside the availability objective's budget (mixin/config.py: 0.5 %), as a healthy service runs.
 BASE_ERROR_RATIO = {"embedding": 0.001, "search": 0.0015, "context": 0.0005, "llm": 0.002, "post": 0.0005}
-REQUESTS_PER_DAY = 20_000  # on an average weekday
+# A mid-sized service: at this volume the live alerts' gates (100 requests, 50 feedback events in a
+# window) hold by day and close on the quietest nights, as bench/livesim.py's simulated service.
+REQUESTS_PER_DAY = 60_000  # on an average weekday
+FEEDBACK_SHARE = 0.08  # of requests get a thumbs up or down
 MODELS = {  # share of requests, USD per 1M prompt tokens, USD per 1M completion tokens
     "gpt-4o-mini": (0.55, 0.15, 0.60),
     "gpt-4o": (0.25, 2.50, 10.00),
@@ -112,7 +115,7 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool, anomali
         buckets = [int(requests * s) for s in shares]
         rows["citation_daily"].append((day, sum(buckets), *buckets, updated))
 
-        feedback = int(requests * 0.03)
+        feedback = int(requests * FEEDBACK_SHARE)
         negative_share = 0.45 if surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
         negative = int(feedback * negative_share)
         rows["feedback_daily"].append((day, feedback - negative, negative, updated))
