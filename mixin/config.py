@@ -1,8 +1,10 @@
-"""The mixin's one setting: which series are ours, which labels name a deployment, which a replica.
+"""The mixin's one setting: which series are ours, how deployments and replicas are labelled, and every
+number an alert, a recording rule, a description or a dashboard line uses.
 
-Like a monitoring mixin's `_config` (grafana/jsonnet-libs' filteringSelector, groupLabels and
-instanceLabels): every alert, recording rule and dashboard query is built from these, so a site
-that names its deployments differently changes them here and runs `python -m mixin`.
+Like a monitoring mixin's `_config` (node-mixin, kubernetes-mixin; grafana/jsonnet-libs'
+filteringSelector, groupLabels and instanceLabels): the rules, their descriptions and
+the dashboards' threshold lines are all built from these values, so a site changes a number here and
+runs `python -m mixin`, and nothing else repeats it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def duration(minutes: float) -> str:
+    """A Prometheus duration for a whole number of minutes (or seconds, when below one): 90 -> 1h30m."""
+    if minutes < 1:
+        return f"{round(minutes * 60)}s"
+    whole = round(minutes)
+    days, rest = divmod(whole, 1440)
+    hours, mins = divmod(rest, 60)
+    text = (f"{days}d" if days else "") + (f"{hours}h" if hours else "") + (f"{mins}m" if mins else "")
+    return text or "0m"
+
+
+@dataclass(frozen=True)
+class BurnWindows:
+    """One multiwindow burn-rate condition (SRE workbook ch. 5): both windows burn faster than factor."""
+
+    long_minutes: int
+    nominal_short_minutes: int
+    factor: float
+    severity: str  # critical pages a person, warning opens a ticket
+
+
 @dataclass(frozen=True)
 class MixinConfig:
-    """Selectors and label conventions shared by the rules and the dashboards."""
+    """Selectors, label conventions and every threshold shared by the rules and the dashboards."""
 
     # Every series the exporter serves carries this: it is the scrape job's name.
     selector: str = 'job="rag-analytics-exporter"'
@@ -29,6 +52,81 @@ class MixinConfig:
     # Alert links lead here unless Prometheus has a grafana_url external label.
     grafana_url: str = "http://localhost:3000"
     runbook_url: str = "https://github.com/rag-analytics-exporter/rag-analytics-exporter/blob/main/docs/runbooks.md"
+
+    # ── Today's running totals ───────────────────────────────────────────────────────────────────
+    # How often the analytics ETL upserts today's rows. A windowed signal is an increase() between
+    # two ETL writes, so every short window is at least min_window_writes cadences long: it then
+    # spans two writes wherever it starts, with a cadence to spare for ETL jitter and scrape phase.
+    etl_cadence_minutes: int = 5
+    min_window_writes: int = 3
+
+    # ── Availability SLO, per component (latency_metrics.request_count / error_count) ────────────
+    availability_objective: float = 0.995  # of requests succeed ...
+    slo_period_days: int = 30  # ... over this rolling period (the exporter's slo.period_days)
+    # SRE workbook ch. 5: 2 % of the period's budget in 1h or 5 % in 6h pages; 10 % in 1d or in 3d
+    # opens a ticket. Short windows are stretched to the ETL's minimum window (see short_minutes).
+    burn_windows: tuple[BurnWindows, ...] = (
+        BurnWindows(60, 5, 14.4, "critical"), BurnWindows(360, 30, 6, "critical"),
+        BurnWindows(1440, 120, 3, "warning"), BurnWindows(4320, 360, 1, "warning"))
+    # A burn-rate alert needs this many requests in its long window: a ratio over a handful of
+    # requests is noise (at 100 requests, 14.4 x 0.5 % is 7.2 errors).
+    slo_min_requests: int = 100
+
+    # ── Latency objective, per component (latency_metrics.avg_time_ms) ───────────────────────────
+    # Percentiles cannot be windowed, so the objective is on the windowed mean: it stays within a
+    # factor of the component's 30-day baseline mean (rag_component_latency_baseline_mean_seconds).
+    latency_page_factor: float = 1.5
+    latency_page_long_minutes: int = 30
+    latency_ticket_factor: float = 1.2
+    latency_ticket_long_minutes: int = 360
+    latency_ticket_short_minutes: int = 60
+    latency_min_requests: int = 100  # in the long window
+
+    # ── Negative feedback (feedback_daily), over a window ────────────────────────────────────────
+    feedback_negative_ratio: float = 0.3
+    feedback_long_minutes: int = 30
+    feedback_min_events: int = 50  # in the long window
+
+    # ── Traffic against the same window a week earlier (component total: the whole request) ──────
+    traffic_component: str = "total"
+    traffic_window_minutes: int = 15
+    traffic_drop_ratio: float = 0.6  # pages below this share of last week's traffic ...
+    traffic_min_requests: int = 100  # ... when last week's window had at least this many requests
+
+    # ── Token runaway (token_usage_daily) ────────────────────────────────────────────────────────
+    # The last hour's burn, scaled to a day, above this many times the model's baseline daily tokens.
+    # Peak hours run at about 2x the daily average, so 4 leaves headroom.
+    token_runaway_factor: float = 4
+    token_runaway_min_baseline_tokens: int = 100_000
+
+    # ── Yesterday's z-scores (the old design's medium / high) ────────────────────────────────────
+    zscore_warning: float = 3
+    zscore_critical: float = 6
+
+    # ── The pipeline and the exporter ────────────────────────────────────────────────────────────
+    daily_table_stale_seconds: int = 7200  # the ETL upserts today's rows through the day
+    chunk_table_stale_seconds: int = 93600  # chunk_retrieval_stats may be written by a slower job
+    refresh_failing_intervals: int = 3
+
+    # How long a windowed alert waits before firing. None for the pages: as in the SRE workbook's
+    # pairs (and Sloth's rules), the short window already confirms the long one, and every minute of
+    # waiting adds to the ETL's own delay of up to one cadence.
+    for_page: str = ""
+    for_ticket: str = "15m"
+    for_traffic: str = "5m"
+
+
+    @property
+    def min_window_minutes(self) -> int:
+        return self.etl_cadence_minutes * self.min_window_writes
+
+    def short_minutes(self, nominal: int) -> int:
+        """A short window, stretched to span at least two ETL writes."""
+        return max(nominal, self.min_window_minutes)
+
+    @property
+    def error_budget(self) -> float:
+        return round(1 - self.availability_objective, 10)
 
 
 CONFIG = MixinConfig()

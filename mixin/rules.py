@@ -1,51 +1,25 @@
 """The alert and recording rules, written to alerting/rules/*.yml by `python -m mixin`.
 
 Two kinds of alert, by what they are about:
-* Business alerts (anomalies, rates, cost, data freshness) are about a deployment: every exporter
-  replica reads the same tables, so each expression takes one value per deployment
+* Business alerts (anomalies, SLOs, rates, cost, data freshness) are about a deployment: every
+  exporter replica reads the same tables, so each expression takes one value per deployment
   (promql.one: max without the replica labels) and fires once, whatever the number of replicas.
 * Exporter alerts are about replicas: a warning names the replica (instance) that is down or
   cannot read; the critical one fires when no replica of a deployment works, because then no
   business alert can fire for it.
-Thresholds come from thresholds.yml (hand-written: it has no selector) as
-rag:alert_threshold:value{threshold=...}.
+Every number comes from mixin/config.py, written into the expressions and the descriptions alike.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from . import slo
+from .alerting import alert, number
 from .config import CONFIG
 from .promql import one, selector
 
-# Alert texts open with the deployment when its labels are set: "[production/support-bot] ...".
-_LABELS = [f"$labels.{label}" for label in CONFIG.deployment_labels]
-WHERE = (f"{{{{ if or {' '.join(_LABELS)} }}}}[{'/'.join(f'{{{{ {label} }}}}' for label in _LABELS)}] "
-         "{{ end }}")
-
-
-def threshold(name: str, negated: bool = False) -> str:
-    return f'on () group_left () {"-" if negated else ""}rag:alert_threshold:value{{threshold="{name}"}}'
-
-
-def dashboard_url(uid: str, *variables: str) -> str:
-    """A link to the dashboard showing the alert's deployment (and component, model...)."""
-    query = "&".join(f"var-{label}={{{{ $labels.{label} }}}}" for label in (*CONFIG.deployment_labels, *variables))
-    return (f"{{{{ with $externalLabels.grafana_url }}}}{{{{ . }}}}{{{{ else }}}}{CONFIG.grafana_url}{{{{ end }}}}"
-            f"/d/{uid}/{uid}?{query}")
-
-
-def alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str, dashboard: str,
-          variables: tuple[str, ...] = (), **labels: str) -> dict[str, Any]:
-    return {
-        "alert": name, "expr": expr, "for": duration, "labels": {"severity": severity, **labels},
-        "annotations": {"summary": summary, "description": WHERE + description,
-                        "runbook_url": f"{CONFIG.runbook_url}#{name.lower()}",
-                        "dashboard_url": dashboard_url(dashboard, *variables)},
-    }
-
-
-ZSCORE_LIMITS = {"warning": ("zscore_warning", 3), "critical": ("zscore_critical", 6)}
+ZSCORE_LIMITS = {"warning": CONFIG.zscore_warning, "critical": CONFIG.zscore_critical}
 
 
 def anomalies() -> list[dict[str, Any]]:
@@ -63,39 +37,19 @@ def anomalies() -> list[dict[str, Any]]:
     rules = []
     for low in (False, True):
         for prefix, metric, variable, summary, opening, unit, low_cause in subjects:
-            for severity, (name, limit) in ZSCORE_LIMITS.items():
+            for severity, limit in ZSCORE_LIMITS.items():
                 if low:
-                    expr = f"{one(selector(metric))}\n  < {threshold(name, negated=True)}\n"
+                    expr = f"{one(selector(metric))}\n  < -{number(limit)}\n"
                     description = (f'{opening} {{{{ $value | printf "%.1f" }}}} {unit} from its baseline, far below '
-                                   f"it ({severity} below -{limit}): {low_cause}")
+                                   f"it ({severity} below -{limit:g}): {low_cause}")
                 else:
-                    expr = f"{one(selector(metric))}\n  > {threshold(name)}\n"
+                    expr = f"{one(selector(metric))}\n  > {number(limit)}\n"
                     description = (f'{opening} {{{{ $value | printf "%.1f" }}}} {unit} above its 30-day baseline '
-                                   f"({severity} above {limit}).")
+                                   f"({severity} above {limit:g}).")
                 rules.append(alert(f"{prefix}{'LowAnomaly' if low else 'Anomaly'}", expr, "15m", severity,
                                    f"{summary} anomalously {'low' if low else 'high'} yesterday.", description,
                                    "rag-anomalies", (variable,)))
     return rules
-
-
-def rates() -> list[dict[str, Any]]:
-    """Rates on today's counts, each gated on a minimum volume so that three requests with one error
-    cannot page anyone."""
-    feedback_events = f"sum without (sentiment) ({one(selector('rag_feedback'))})"
-    return [
-        alert("RagErrorRateHigh",
-              f"(\n  {one(selector('rag_component_error_ratio'))}\n    > {threshold('error_ratio')}\n)\nand\n"
-              f"(\n  {one(selector('rag_component_requests'))}\n    >= {threshold('error_ratio_min_requests')}\n)\n",
-              "10m", "warning", "A pipeline component is failing more than 5 % of requests today.",
-              "Component {{ $labels.component }} failed {{ $value | humanizePercentage }} of its requests today "
-              "(threshold 5 %, with at least 200 requests).", "rag-latency", ("component",)),
-        alert("RagNegativeFeedbackHigh",
-              f"(\n  {one(selector('rag_feedback_negative_ratio'))}\n    > {threshold('negative_feedback_ratio')}\n)"
-              f"\nand\n(\n  {feedback_events}\n    >= {threshold('negative_feedback_min_feedback')}\n)\n",
-              "30m", "warning", "Users are rating more than 20 % of answers negatively today.",
-              "{{ $value | humanizePercentage }} of today's user feedback is negative (threshold 20 %, with at "
-              "least 50 feedback events).", "rag-feedback"),
-    ]
 
 
 def cost() -> list[dict[str, Any]]:
@@ -111,11 +65,11 @@ def cost() -> list[dict[str, Any]]:
               "(rag_model_cost_budget_usd).", "rag-usage", ("model",)),
         alert("RagModelTokenRunaway",
               f"(\n  model:rag_model_tokens:burn_rate1h_per_day\n    > ({baseline} * "
-              f"{threshold('token_runaway_factor')})\n)\nand\n"
-              f"(\n  {baseline}\n    >= {threshold('token_runaway_min_baseline_tokens')}\n)\n",
+              f"{number(CONFIG.token_runaway_factor)})\n)\nand\n"
+              f"(\n  {baseline}\n    >= {CONFIG.token_runaway_min_baseline_tokens}\n)\n",
               "10m", "critical", "A model is burning tokens far faster than its usual daily rate.",
               "Model {{ $labels.model }} used tokens at a rate of {{ $value | humanize }} per day over the last hour, "
-              "more than 4 times its 30-day daily mean.", "rag-usage", ("model",)),
+              f"more than {CONFIG.token_runaway_factor:g} times its 30-day daily mean.", "rag-usage", ("model",)),
     ]
 
 
@@ -126,10 +80,11 @@ def exporter() -> list[dict[str, Any]]:
     up = selector("up")
     success = selector("rag_exporter_last_refresh_success_timestamp_seconds")
     interval = selector("rag_exporter_refresh_interval_seconds")
-    bounds = (('table!="chunk_retrieval_stats"', "daily_table_stale_seconds"),
-              ('table="chunk_retrieval_stats"', "chunk_table_stale_seconds"))
+    bounds = (('table!="chunk_retrieval_stats"', CONFIG.daily_table_stale_seconds),
+              ('table="chunk_retrieval_stats"', CONFIG.chunk_table_stale_seconds))
     stale = [f"(\n  time() - {one(selector('rag_table_updated_timestamp_seconds', matcher))}\n    > "
-             f"{threshold(name)}\n)" for matcher, name in bounds]
+             f"{bound}\n)" for matcher, bound in bounds]
+    intervals = CONFIG.refresh_failing_intervals
     return [
         alert("RagAnalyticsExporterDown", f"{up} == 0", "5m", "warning",
               "Prometheus cannot scrape a replica of the RAG analytics exporter.",
@@ -153,20 +108,23 @@ def exporter() -> list[dict[str, Any]]:
               "them); the deployment's business metrics are withheld and its alerts cannot fire.",
               "rag-exporter", reason="read_failed"),
         alert("RagAnalyticsRefreshFailing",
-              f"time() - {success}\n  > ({interval} * {threshold('refresh_failing_intervals')})\n", "5m", "warning",
+              f"time() - {success}\n  > ({interval} * {intervals})\n", "5m", "warning",
               "An exporter replica has not completed a refresh for several intervals.",
               "{{ $labels.instance }}: the last successful refresh was {{ $value | humanizeDuration }} ago, more "
-              "than 3 refresh intervals.", "rag-exporter", reason="no_recent_success"),
+              f"than {intervals} refresh intervals.", "rag-exporter", reason="no_recent_success"),
         alert("RagAnalyticsRefreshFailing",
-              f"time() - {one(success)}\n  > ({one(interval)} * {threshold('refresh_failing_intervals')})\n",
+              f"time() - {one(success)}\n  > ({one(interval)} * {intervals})\n",
               "5m", "critical", "No exporter replica has completed a refresh for several intervals.",
-              "The newest successful refresh of any replica was {{ $value | humanizeDuration }} ago, more than 3 "
-              "refresh intervals; the deployment's alerts cannot fire.", "rag-exporter", reason="no_recent_success"),
+              "The newest successful refresh of any replica was {{ $value | humanizeDuration }} ago, more than "
+              f"{intervals} refresh intervals; the deployment's alerts cannot fire.", "rag-exporter",
+              reason="no_recent_success"),
         # The freshest replica decides: one replica that cannot read does not make the data stale.
         alert("RagAnalyticsDataStale", f"{stale[0]}\nor\n{stale[1]}\n", "15m", "warning",
               "The analytics ETL has stopped writing a table.",
-              "Table {{ $labels.table }} was last written {{ $value | humanizeDuration }} ago (thresholds: 2h for "
-              "the daily tables, 26h for chunk_retrieval_stats); its numbers are frozen.", "rag-exporter"),
+              f"Table {{{{ $labels.table }}}} was last written {{{{ $value | humanizeDuration }}}} ago (thresholds: "
+              f"{hours(CONFIG.daily_table_stale_seconds)} for the daily tables, "
+              f"{hours(CONFIG.chunk_table_stale_seconds)} for chunk_retrieval_stats); its numbers are frozen.",
+              "rag-exporter"),
     ]
 
 
@@ -177,10 +135,6 @@ def recording() -> list[dict[str, Any]]:
         # Tokens per model today (prompt + completion), one series per model and deployment.
         {"record": "model:rag_model_tokens:sum",
          "expr": f"sum without (token_type) ({one(selector('rag_model_tokens'))})"},
-        # The last hour's token burn per model, scaled to tokens per day. The per-day gauges
-        # restart at midnight UTC, so this is negative (never alerting) across midnight.
-        {"record": "model:rag_model_tokens:burn_rate1h_per_day",
-         "expr": "delta(model:rag_model_tokens:sum[1h]) * 24"},
         # Each component's share of the end-to-end (component="total") mean latency.
         {"record": "component:rag_component_latency_seconds:share_of_total",
          "expr": f"{one(selector('rag_component_latency_seconds', mean, parts))}\n"
@@ -193,10 +147,16 @@ def recording() -> list[dict[str, Any]]:
     ]
 
 
-# File name -> (group name, rules, what the file holds). thresholds.yml is not generated.
+def hours(seconds: int) -> str:
+    return f"{seconds / 3600:g}h"
+
+
+# File name -> (group name, rules, what the file holds).
 FILES = {
     "anomalies.yml": ("rag-anomalies", anomalies, anomalies.__doc__),
-    "rates.yml": ("rag-rates", rates, rates.__doc__),
+    "live.yml": ("rag-live", slo.live_recording, slo.live_recording.__doc__),
+    "slo.yml": ("rag-slo", lambda: slo.slo_recording() + slo.slo_alerts(), slo.slo_alerts.__doc__),
+    "rates.yml": ("rag-rates", slo.live_alerts, slo.live_alerts.__doc__),
     "cost.yml": ("rag-cost", cost, cost.__doc__),
     "exporter.yml": ("rag-exporter", exporter, exporter.__doc__),
     "recording.yml": ("rag-recording", recording, recording.__doc__),

@@ -8,7 +8,9 @@ import yaml
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    # Rules that share one labels dict stay written out in full: anchors would only puzzle a reviewer.
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

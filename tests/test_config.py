@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +158,85 @@ def test_any_document_is_either_a_config_or_a_config_error(doc):
         assert exc.details and all(key and reason for key, reason in exc.details)
     else:
         assert cfg.refresh_interval > 0
+
+
+# Issue 20 item 10: check-config makes every check serve makes before it listens.
+@pytest.mark.parametrize(("document", "key"), [
+    ({"web": {"config_file": "/nonexistent/web.yml"}}, "/nonexistent/web.yml"),
+    ({"web": {"config_file": "WEB"}}, "web config basic_auth_users.u"),
+    ({"database": {"dsn": "host=/tmp password='unterminated"}}, "database.dsn"),
+])
+def test_check_config_refuses_what_serve_refuses(tmp_path, document, key):
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"u": "plaintext"}}))
+    if document.get("web", {}).get("config_file") == "WEB":
+        document = {"web": {"config_file": str(web)}}
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(document))
+    served = run_cli("serve", "--config", str(path), "--web.listen-address", "127.0.0.1:0")
+    checked = run_cli("check-config", str(path))
+    assert served.returncode == 2, served.stderr
+    assert checked.returncode == 2, checked.stdout
+    assert key in checked.stderr and key in served.stderr
+
+
+# Issue 20 item 11: silent config mistakes become errors that name the variable or key, and the nearest name.
+def test_a_misspelt_environment_variable_names_the_nearest_known_one(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        from_mapping({}, env={"RAG_EXPORTER_REFRESH_INTERVALL": "30s"})
+    assert keys_of(caught.value) == ["RAG_EXPORTER_REFRESH_INTERVALL"]
+    assert "did you mean RAG_EXPORTER_REFRESH_INTERVAL?" in str(caught.value)
+    result = subprocess.run([sys.executable, "-m", "rag_analytics_exporter.cli", "check-config",
+                             str(REPO / "config.example.yml")], capture_output=True, text=True, timeout=60,
+                            env=os.environ | {"RAG_EXPORTER_REFRESH_INTERVALL": "30s"})
+    assert result.returncode == 2
+    assert "RAG_EXPORTER_REFRESH_INTERVALL" in result.stderr and "RAG_EXPORTER_REFRESH_INTERVAL?" in result.stderr
+
+
+def test_kubernetes_service_links_are_not_mistakes():
+    links = {"RAG_EXPORTER_SERVICE_HOST": "10.0.0.7", "RAG_EXPORTER_SERVICE_PORT": "9841",
+             "RAG_EXPORTER_SERVICE_PORT_METRICS": "9841", "RAG_EXPORTER_PORT": "tcp://10.0.0.7:9841",
+             "RAG_EXPORTER_PORT_9841_TCP": "tcp://10.0.0.7:9841", "RAG_EXPORTER_PORT_9841_TCP_ADDR": "10.0.0.7"}
+    assert from_mapping({}, env=links) == from_mapping({}, env={})
+
+
+def test_every_documented_variable_is_known():
+    documented = set()
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "docker-compose.yml",
+                 *sorted((REPO / "deploy").rglob("*.yaml"))]:
+        documented |= set(re.findall(r"RAG_EXPORTER_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+    assert documented - config.known_variables() == set()
+
+
+def test_budgets_models_from_the_environment():
+    cfg = from_mapping({"budgets": {"models": {"gpt-4o": 1}}},
+                       env={"RAG_EXPORTER_BUDGETS_MODELS": '{gpt-4o: 120, "claude-3-haiku": 15.5}'})
+    assert cfg.model_daily_cost_budget_usd == {"gpt-4o": 120.0, "claude-3-haiku": 15.5}
+    for bad in ("gpt-4o=120", "{gpt-4o: lots}", "{a: 1, a: 2}", "[1, 2]"):
+        with pytest.raises(ConfigError) as caught:
+            from_mapping({}, env={"RAG_EXPORTER_BUDGETS_MODELS": bad})
+        assert keys_of(caught.value) == ["RAG_EXPORTER_BUDGETS_MODELS"], bad
+
+
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("refresh:\n  interval: 60s\n  max_data_age: 5m\n  interval: 15s\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path, env={})
+    assert keys_of(caught.value) == ["refresh.interval"]
+    assert "lines 2 and 4" in str(caught.value)
+    path.write_text("refresh:\n  interval: 60s\nlimits:\n  tags: 5\nrefresh:\n  chunk_interval: 10m\n")
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 2 and "refresh: given twice" in result.stderr, result.stderr
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  u: x\n  u: y\n")
+    path.write_text(yaml.safe_dump({"web": {"config_file": str(web)}}))
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 2 and "web config basic_auth_users.u: given twice" in result.stderr, result.stderr
+
+
+def test_an_unknown_key_names_the_nearest_known_one():
+    with pytest.raises(ConfigError) as caught:
+        from_mapping({"refresh": {"intervall": "60s"}, "limit": {}}, env={})
+    assert "did you mean interval?" in str(caught.value)
+    assert "did you mean limits?" in str(caught.value)

@@ -267,3 +267,15 @@ def test_an_unlabelled_exporter_shows_as_one_deployment(stacks):
     print(f"executed {executed} panel queries")
     assert not empty, "panels with No data:\n" + "\n".join(empty[:20])
     assert not problems, "panels that differ without deployment labels:\n" + "\n".join(problems[:20])
+
+
+def test_provisioning_comments_name_files_that_exist():
+    """The provisioning files tell a reader where the dashboards come from; every file they name is there
+    (they named grafana/generate.py long after it was gone)."""
+    named = []
+    for path in (GRAFANA / "provisioning").rglob("*.y*ml"):
+        comments = "\n".join(line.split("#", 1)[1] for line in path.read_text().splitlines() if "#" in line)
+        named += [(path.name, found) for found in re.findall(r"(?<![\w./-])[\w.-]+(?:/[\w.-]+)+/?", comments)]
+    assert named, "no paths found to check"
+    missing = [(name, found) for name, found in named if not (REPO / found).exists()]
+    assert not missing, f"provisioning comments name files that do not exist: {missing}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -19,11 +21,11 @@ TODAY = datetime.now(timezone.utc).date()
 YESTERDAY = TODAY - timedelta(days=1)
 
 
-def make_refresher(dsn: str, **overrides) -> Refresher:
+def make_refresher(dsn: str, clock: Callable[[], float] = time.time, **overrides) -> Refresher:
     config = Config(dsn=dsn, **overrides)
     database = Database(dsn, password=None, application_name="test", connect_timeout=2, statement_timeout=5,
                         lock_timeout=1)
-    return Refresher(database, config)
+    return Refresher(database, config, clock=clock)
 
 
 def sample(refresher: Refresher, name: str, labels: dict[str, str] | None = None) -> float | None:
@@ -131,7 +133,11 @@ def test_yesterdays_totals_are_not_served_as_today_but_its_zscore_is(dsn):
     for i in range(10):
         insert_latency(dsn, YESTERDAY - timedelta(days=i + 1), "llm", 10, 0, 1000.0 + 10 * (i % 2))
     insert_latency(dsn, YESTERDAY, "llm", 10, 0, 3000.0)
-    refresher = make_refresher(dsn)
+    # Rewritten an hour after it ended, yesterday is finished and scored at any time of day
+    # (docs/metrics.md); written "now" it would count as partial from 00:00 to 01:00 UTC.
+    written = datetime.combine(TODAY, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=1)
+    execute(dsn, "UPDATE latency_metrics SET updated_at = %s WHERE date = %s", (written, YESTERDAY))
+    refresher = make_refresher(dsn, clock=lambda: max(time.time(), written.timestamp() + 60))
     refresher.refresh()
     assert sample(refresher, "rag_component_latency_seconds", {"component": "llm", "statistic": "mean"}) is None
     assert sample(refresher, "rag_component_requests", {"component": "llm"}) is None

@@ -308,3 +308,30 @@ def test_dirty_data_never_breaks_a_refresh_or_the_exposition(dsn, promtool):
     assert all(len(c) <= 128 for c in components) and "huge" in components
     series = sum(len(f.samples) for name, f in families.items() if name.startswith("rag_"))
     assert series < 1000, f"{series} series from dirty data"
+
+
+def test_chunk_data_survives_a_short_outage_between_its_reads(controlled):
+    """Stopping PostgreSQL for one refresh must not withhold the chunk series until the next chunk read:
+    the refreshes after the restart reach the database, and that re-confirms the last chunk read."""
+    clock = [time.time()]
+    config = exporter_config(controlled.dsn, refresh_interval=15.0, chunk_refresh_interval=600.0, max_data_age=60.0)
+    refresher = Refresher(Database(controlled.dsn, password=None, application_name=APP, connect_timeout=1,
+                                   statement_timeout=5, lock_timeout=1), config, clock=lambda: clock[0])
+    registry = build_registry(lambda: refresher.snapshot, clock=lambda: clock[0])
+    try:
+        refresher.refresh()
+        assert registry.get_sample_value("rag_chunks") > 0
+        controlled.stop()
+        clock[0] += 15
+        refresher.refresh()
+        assert registry.get_sample_value("rag_exporter_up") == 0
+        controlled.start()
+        for _ in range(5):  # 75 s of refreshes after the restart, none of them due to read the chunks
+            clock[0] += 15
+            refresher.refresh()
+        assert registry.get_sample_value("rag_exporter_up") == 1
+        assert registry.get_sample_value("rag_exporter_table_up", {"table": "chunk_retrieval_stats"}) == 1
+        assert registry.get_sample_value("rag_chunks") > 0, "withheld although the database answered"
+        assert registry.get_sample_value("rag_exporter_table_data_withheld", {"table": "chunk_retrieval_stats"}) == 0
+    finally:
+        refresher._db.close()

@@ -10,6 +10,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -368,3 +369,85 @@ def test_a_dead_network_path_fails_the_refresh_within_the_connect_timeout(tmp_pa
         subprocess.run([ip, "link", "del", f"{tag}h"], capture_output=True)
         subprocess.run([ip, "netns", "del", tag], capture_output=True)
         postgres.close()
+
+
+# Issue 20 item 8: libpq quotes the part of a malformed DSN it cannot parse, and that part may be the password.
+SECRET = "Sup3r%ZZSecret"
+
+
+@pytest.mark.parametrize("dsn", [
+    f"postgresql://u:{SECRET}@127.0.0.1:1/db",  # invalid percent-encoded token: "<the password>"
+    f"postgresql://u@127.0.0.1:1/db?password={SECRET}",
+    f"postgresql://u:{SECRET.replace('%', ' ')}@127.0.0.1:1/db",  # parses; the connection fails
+    f"host=127.0.0.1 port=1 password={SECRET.replace('%', ' ')}",  # missing "=" after "ZZSecret"
+    f"host=127.0.0.1 port=1 password='{SECRET.replace('%', ' ')}",  # unterminated quoted string
+])
+def test_no_part_of_the_password_reaches_a_log_line_whatever_the_error(dsn, caplog):
+    from rag_analytics_exporter.db import Database
+    from rag_analytics_exporter.refresh import Refresher
+
+    refresher = Refresher(Database(dsn, password=None, application_name="t", connect_timeout=2, statement_timeout=5,
+                                   lock_timeout=1), Config(dsn=dsn))
+    with caplog.at_level("DEBUG"):
+        refresher.refresh()
+    text = caplog.text
+    assert "database unavailable" in text, text
+    for secret in (SECRET, SECRET.replace("%", " ")):
+        leaked = {secret[i:i + 4] for i in range(len(secret) - 3)} & {text[i:i + 4] for i in range(len(text) - 3)}
+        assert not leaked, f"{sorted(leaked)} of the password in: {text}"
+
+
+# Issue 20 item 9: what a supervisor's signals do to a running exporter, mid-scrape.
+def test_supervisor_signals_reload_or_are_ignored_and_never_kill(dsn, tmp_path):
+    def users(**passwords: str) -> dict:
+        return {"basic_auth_users": {u: bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()
+                                     for u, p in passwords.items()}}
+
+    web = write_web_config(tmp_path / "web.yml", users(alice="a-pass"))
+    port, log = free_port(), tmp_path / "serve.log"
+    process = serve_process({"RAG_EXPORTER_DSN": dsn}, port, log, f"--web.config.file={web}")
+    failures: list[str] = []
+    scraping = True
+
+    def status(user: str, password: str) -> int | str:
+        try:
+            return auth_get(port, user, password)[0]
+        except OSError as exc:
+            return f"{exc}"
+
+    def scrape_all_along() -> None:
+        while scraping:
+            if (answer := status("alice", "a-pass")) != 200:
+                failures.append(str(answer))
+
+    try:
+        wait_for("serving alice", lambda: status("alice", "a-pass") == 200, 20)
+        scraper = threading.Thread(target=scrape_all_along, daemon=True)
+        scraper.start()
+        for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGUSR1):
+            process.send_signal(sig)
+            time.sleep(0.5)
+            assert process.poll() is None, f"{sig.name} killed it (exit {process.returncode}):\n{log.read_text()}"
+        wait_for("the ignored signals logged", lambda: "received SIGUSR2: ignored" in log.read_text(), 5)
+        # SIGHUP re-reads the web config file: bob replaces alice for the requests that follow.
+        scraping = False
+        scraper.join(timeout=10)
+        assert not failures, failures
+        write_web_config(web, users(bob="b-pass"))
+        process.send_signal(signal.SIGHUP)
+        wait_for("bob let in after SIGHUP", lambda: status("bob", "b-pass") == 200, 10)
+        assert status("alice", "a-pass") == 401
+        # A broken file on SIGHUP is logged; the web config in force stays.
+        web.write_text("basic_auth_users: {bob: not-a-hash}\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for("the refused reload logged", lambda: "not reloaded" in log.read_text(), 10)
+        assert status("bob", "b-pass") == 200
+        # SIGQUIT stops as SIGTERM does (Python's default would dump core).
+        process.send_signal(signal.SIGQUIT)
+        assert process.wait(timeout=10) == 0, log.read_text()
+        assert "received SIGQUIT" in log.read_text() and "stopped" in log.read_text()
+    finally:
+        scraping = False
+        if process.poll() is None:
+            process.kill()
+            process.wait()

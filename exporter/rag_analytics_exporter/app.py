@@ -6,6 +6,8 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -14,7 +16,7 @@ from .config import Config
 from .db import Database
 from .refresh import Refresher, start_scheduler
 from .server import Exposition, MetricsServer, serve_in_thread
-from .webconfig import WebConfig
+from .webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,16 @@ class Running:
     def port(self) -> int:
         """The port the server listens on (useful when it was asked for port 0)."""
         return self.server.server_address[1]
+
+    def use_web_config(self, web: WebConfig) -> None:
+        """Serve with this web config from now on: connections accepted after this get its TLS context,
+        requests its headers and users. Connections already open keep the TLS they shook hands with."""
+        auth = BasicAuth(web.users)  # hashes a dummy password: slow on purpose, so not on the loop
+
+        def swap() -> None:
+            self.server.tls, self.server.headers, self.server.auth = web.tls, dict(web.headers), auth
+
+        self.server.loop.call_soon_threadsafe(swap)
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
         """Stop serving (scrapes in flight finish), cancel a refresh in flight, close the connection.
@@ -70,15 +82,54 @@ def start_exporter(config: Config, password: str | None, web: WebConfig | None =
     return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)
 
 
+class Signals:
+    """What the signals a supervisor sends do: TERM, INT and QUIT stop gracefully, HUP reloads,
+    USR1 and USR2 are logged and ignored. (Python's defaults would kill the process on all but INT.)
+
+    Install it (construct it) before anything starts, so that no signal finds the default action.
+    """
+
+    STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+    RELOAD = signal.SIGHUP
+    IGNORED = (signal.SIGUSR1, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self._received: deque[int] = deque()
+        self._arrived = threading.Event()
+        for sig in (*self.STOP, self.RELOAD, *self.IGNORED):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        # Only note it: the handler interrupts the main thread anywhere, even inside logging's lock.
+        self._received.append(signum)
+        self._arrived.set()
+
+    def wait(self, reload: Callable[[], None] | None = None) -> signal.Signals:
+        """Block until a stop signal (returned); run reload() on each SIGHUP meanwhile."""
+        while True:
+            # Never an untimed wait: the kernel may deliver the signal to another thread, and
+            # Python runs handlers only when the main thread wakes up. An untimed lock wait
+            # may never wake (seen: 1 SIGTERM in 4 lost); waking every 0.2s bounds the delay.
+            self._arrived.wait(0.2)
+            self._arrived.clear()
+            while self._received:
+                received = signal.Signals(self._received.popleft())
+                if received in self.STOP:
+                    log.info("received %s", received.name)
+                    return received
+                if received == self.RELOAD and reload is not None:
+                    log.info("received SIGHUP: reloading")
+                    try:
+                        reload()
+                    except Exception:  # a failed reload must leave the exporter serving as it was
+                        log.exception("SIGHUP: reload failed; carrying on as before")
+                else:
+                    log.info("received %s: ignored (SIGHUP re-reads the web config file; SIGTERM stops)",
+                             received.name)
+
+
 def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    # Never an untimed wait: the kernel may deliver the signal to another thread, and
-    # Python runs handlers only when the main thread wakes up. An untimed lock wait
-    # may never wake (seen: 1 SIGTERM in 4 lost); waking every 0.2s bounds the delay.
-    while not stop.wait(0.2):
-        pass
+    """Block until SIGTERM, SIGINT or SIGQUIT; other supervisor signals are logged and ignored."""
+    Signals().wait()
 
 

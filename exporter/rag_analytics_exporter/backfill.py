@@ -14,13 +14,14 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from prometheus_client.utils import floatToGoString
 
 from .collectors import build_registry
 from .config import Config
-from .db import DAILY_TABLES, WINDOWED_TABLES, TableRead, columns_of, stream_days
+from .db import DAILY_TABLES, WINDOWED_TABLES, TableRead, columns_of, stream_days, unreadable_tables
 from .snapshot import DAILY_BUILDERS, Health, Section, Snapshot, frozen_mapping, midnight_utc
 
 # Prometheus 2.42 refuses backfilled samples inside its head block: the last 3 hours.
@@ -29,23 +30,26 @@ _SKIPPED_PREFIXES = ("rag_exporter_", "rag_table_")
 
 
 def backfill(dsn: str, password: str | None, config: Config, since: date, output: Path, *,
-             target: Mapping[str, str], at: datetime | None = None, step_seconds: int = 3600) -> dict[str, int]:
+             target: Mapping[str, str], at: datetime | None = None, step_seconds: int = 3600) -> dict[str, Any]:
     """Write OpenMetrics text for every day from `since` to today, one sample per series every step.
 
     `target` holds the labels Prometheus attaches when it scrapes the exporter (job, instance):
-    with them the history and the live series are one series. Returns counts: days, samples,
-    families. Samples later than `at` - 3h5m are left out.
+    with them the history and the live series are one series. Returns counts (days, samples,
+    families) and skipped_tables: those missing or unreadable, left out as a refresh leaves them
+    out. Samples later than `at` - 3h5m are left out.
     """
     at = at or datetime.now(timezone.utc)
     today = at.astimezone(timezone.utc).date()
     latest_sample = at - HEAD_MARGIN
     conn = psycopg2.connect(dsn, password=password, application_name=config.application_name + " backfill")
     conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
-    stats = {"days": 0, "samples": 0, "families": 0}
+    stats: dict[str, Any] = {"days": 0, "samples": 0, "families": 0}
     with tempfile.TemporaryDirectory(prefix="rag-backfill-") as scratch:
         writers = _FamilyFiles(Path(scratch))
         try:
-            for day, sections in _days(conn, config, since, today):
+            stats["skipped_tables"] = skipped = unreadable_tables(conn, DAILY_TABLES)
+            tables = tuple(table for table in DAILY_TABLES if table not in skipped)
+            for day, sections in _days(conn, config, since, today, tables):
                 instants = _instants(day, step_seconds, latest_sample)
                 if not instants:
                     continue
@@ -68,13 +72,13 @@ def backfill(dsn: str, password: str | None, config: Config, since: date, output
     return stats
 
 
-def _days(conn: psycopg2.extensions.connection, config: Config, since: date, today: date
-          ) -> Iterator[tuple[date, dict[str, Section]]]:
+def _days(conn: psycopg2.extensions.connection, config: Config, since: date, today: date,
+          tables: tuple[str, ...]) -> Iterator[tuple[date, dict[str, Section]]]:
     """For each day, the sections a refresh on that day would have built (a sliding window of rows)."""
     window_days = config.lookback_days + 1
     first = since - timedelta(days=window_days)
-    streams = {table: _peekable(stream_days(conn, table, first, today)) for table in DAILY_TABLES}
-    windows: dict[str, deque[tuple[date, list[tuple]]]] = {table: deque() for table in DAILY_TABLES}
+    streams = {table: _peekable(stream_days(conn, table, first, today)) for table in tables}
+    windows: dict[str, deque[tuple[date, list[tuple]]]] = {table: deque() for table in tables}
     day = first
     while day <= today:
         sections = {}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from .anomaly import BASELINES, MIN_DAYS_PER_WEEKDAY
 ENV_PREFIX = "RAG_EXPORTER_"
 # Kept out of the YAML on purpose: a password belongs in the environment or a file.
 PASSWORD_ENV = "RAG_EXPORTER_DATABASE_PASSWORD"
+DSN_ENV = f"{ENV_PREFIX}DSN"
+# What Kubernetes injects for a Service named rag-exporter in the pod's namespace (service links):
+# not settings, and not a mistake of the user's.
+_SERVICE_LINK = re.compile(rf"^{ENV_PREFIX}(SERVICE_HOST|SERVICE_PORT(_\w+)?"
+                           r"|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$")
 
 
 class ConfigError(Exception):
@@ -25,6 +31,60 @@ class ConfigError(Exception):
     def __init__(self, details: list[tuple[str, str]]):
         self.details = details
         super().__init__("; ".join(f"{key}: {reason}" for key, reason in details))
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest known name, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, path: str, first_line: int, second_line: int):
+        self.path, self.first_line, self.second_line = path, first_line, second_line
+
+
+def _check_unique_keys(node: yaml.Node, path: str = "") -> None:
+    """Raise _DuplicateKey for a mapping that names a key twice (YAML would silently keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            where = f"{path}.{name}" if path else str(name)
+            if name is not None and name != "<<":
+                if name in seen:
+                    raise _DuplicateKey(where, seen[name], key.start_mark.line + 1)
+                seen[name] = key.start_mark.line + 1
+            _check_unique_keys(value, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_unique_keys(item, f"{path}[{i}]")
+
+
+def parse_yaml(text: str) -> Any:
+    """yaml.safe_load that refuses a key given twice in one mapping (raises _DuplicateKey)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_unique_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: str | Path, prefix: str = "") -> Any:
+    """A YAML file's document; a file that cannot be read, does not parse or repeats a key is a ConfigError."""
+    try:
+        return parse_yaml(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
+    except _DuplicateKey as exc:
+        raise ConfigError([(prefix + exc.path, f"given twice in {path} (lines {exc.first_line} and "
+                                               f"{exc.second_line}); remove one")]) from None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -117,6 +177,15 @@ def parse_listen_address(value: Any) -> tuple[str, int]:
 def _budgets(value: Any) -> dict[str, float]:
     if value is None:
         return {}
+    if isinstance(value, str):
+        # From the environment: the same mapping as in the file, written as YAML flow (or JSON).
+        try:
+            value = parse_yaml(value) if value.strip() else {}
+        except (yaml.YAMLError, _DuplicateKey) as exc:
+            detail = f"{exc.path} is given twice" if isinstance(exc, _DuplicateKey) else "not valid YAML"
+            raise ValueError(f"must be a mapping such as {{gpt-4o: 120, claude-3-haiku: 15}} ({detail})") from None
+        if value is None:
+            return {}
     if not isinstance(value, Mapping):
         raise ValueError(f"must be a mapping of model name to USD per day, got {value!r}")
     number = _float_in(0, 1e12)
@@ -192,12 +261,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     raw: Any = {}
     if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
+        raw = load_yaml_file(path)
         raw = {} if raw is None else raw
     return from_mapping(raw, env)
 
@@ -211,7 +275,8 @@ def from_mapping(raw: Any, env: Mapping[str, str]) -> Config:
     sections = {section for section, _ in _SCHEMA}
     for section, body in raw.items():
         if section not in sections:
-            errors.append((str(section), f"unknown section (known: {', '.join(sorted(sections))})"))
+            errors.append((str(section), f"unknown section{nearest(str(section), sections)} "
+                                         f"(known: {', '.join(sorted(sections))})"))
             continue
         if body is None:
             continue
@@ -221,15 +286,17 @@ def from_mapping(raw: Any, env: Mapping[str, str]) -> Config:
         known = sorted(key for sec, key in _SCHEMA if sec == section)
         for key, value in body.items():
             if (section, key) not in _SCHEMA:
-                errors.append((f"{section}.{key}", f"unknown key (known in {section}: {', '.join(known)})"))
+                errors.append((f"{section}.{key}", f"unknown key{nearest(str(key), known)} "
+                                                   f"(known in {section}: {', '.join(known)})"))
                 continue
             _parse_into(values, errors, f"{section}.{key}", _SCHEMA[section, key], value)
     for (section, key), spec in _SCHEMA.items():
         name = env_name(section, key)
-        if name in env and spec[0] != "model_daily_cost_budget_usd":
+        if name in env:
             _parse_into(values, errors, name, spec, env[name])
-    if f"{ENV_PREFIX}DSN" in env:
-        values["dsn"] = env[f"{ENV_PREFIX}DSN"]
+    if DSN_ENV in env:
+        values["dsn"] = env[DSN_ENV]
+    errors += _unknown_variables(env)
     if "listen_address" in values:
         values["listen_host"], values["listen_port"] = values.pop("listen_address")
     if errors:
@@ -237,6 +304,20 @@ def from_mapping(raw: Any, env: Mapping[str, str]) -> Config:
     config = Config(**values)
     _check_combinations(config, env)
     return config
+
+
+def known_variables() -> set[str]:
+    """Every RAG_EXPORTER_* environment variable the exporter reads."""
+    return {env_name(section, key) for section, key in _SCHEMA} | {DSN_ENV, PASSWORD_ENV}
+
+
+def _unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    # A misspelt override would otherwise leave the default in force while check-config says OK.
+    known = known_variables()
+    return [(name, f"unknown environment variable{nearest(name, known)}; "
+                   "the exporter reads RAG_EXPORTER_<SECTION>_<KEY> for every key of the config file")
+            for name in sorted(env) if name.startswith(ENV_PREFIX) and name not in known
+            and not _SERVICE_LINK.match(name)]
 
 
 def _parse_into(values: dict[str, Any], errors: list[tuple[str, str]], where: str,

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import select
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+
+from .dberrors import first_line, is_connection_failure
+from .redact import redact
+
+log = logging.getLogger(__name__)
+
+# An updated_at later than the exporter's clock by more than this is not a clock's drift
+# but a wrong timestamp (an ETL writing local time as UTC): the row is rejected and left out
+# of the table's freshness, where it would hide a stopped ETL until that time had passed.
+FUTURE_TOLERANCE_SECONDS = 300.0
 
 TABLES = (
     "latency_metrics",
@@ -46,6 +58,9 @@ class TableRead:
     rows: tuple[tuple[Any, ...], ...]
     newest_date: date | None
     updated_at: datetime | None
+    # Newest updated_at of the rows dated the day before `today`: tells whether that day is finished.
+    previous_day_updated_at: datetime | None = None
+    future_rows: int = 0  # rows left out of `rows` for an updated_at in the future
 
 
 # Daily tables: the scoring window (for z-scores and a stable top-N) plus the newest
@@ -75,17 +90,22 @@ _NEWEST_DAY_QUERIES = {
 # Tables read over the scoring window; the others are read for their newest day only.
 WINDOWED_TABLES = tuple(_WINDOW_QUERIES)
 
-_FRESHNESS_SQL = "SELECT max(date) FILTER (WHERE date <= %(today)s), max(updated_at) FROM {table}"
+_FRESHNESS_SQL = (
+    "SELECT max(date) FILTER (WHERE date <= %(today)s), max(updated_at) FILTER (WHERE updated_at <= %(horizon)s),"
+    " max(updated_at) FILTER (WHERE date = %(previous)s AND updated_at <= %(horizon)s) FROM {table}"
+)
 
 # Chunk relevance buckets 0..9 are [0.0, 0.1) ... [0.9, 1.0]; negative buckets are
 # rows that cannot be placed, by reason. Aggregated in the database: the table may
 # hold 10^7 rows and none of them come to Python.
-CHUNK_BUCKET_REASONS = {-1: "null_relevance", -2: "non_finite", -3: "out_of_range", -4: "negative_count"}
+CHUNK_BUCKET_REASONS = {-1: "null_relevance", -2: "non_finite", -3: "out_of_range", -4: "negative_count",
+                        -5: "future_updated_at"}
 _CHUNK_BUCKETS_SQL = """
 SELECT bucket, count(*), sum(retrieval_count), sum(citation_count)
 FROM (
     SELECT retrieval_count, citation_count,
         CASE
+            WHEN updated_at > %(horizon)s THEN -5
             WHEN retrieval_count < 0 OR citation_count < 0 THEN -4
             WHEN avg_relevance IS NULL THEN -1
             WHEN avg_relevance = 'NaN'::float8 OR avg_relevance IN ('Infinity'::float8, '-Infinity'::float8) THEN -2
@@ -97,9 +117,13 @@ FROM (
 GROUP BY bucket
 ORDER BY bucket
 """
+# Rows the bucket query rejects are filtered here too: ranked first and dropped afterwards,
+# they would take top-N slots and fewer than limits.top_chunks chunks would be served.
 _TOP_CHUNKS_SQL = """
 SELECT chunk_id, document_id, retrieval_count, citation_count, avg_relevance
 FROM chunk_retrieval_stats
+WHERE chunk_id IS NOT NULL AND document_id IS NOT NULL AND retrieval_count >= 0 AND citation_count >= 0
+    AND (avg_relevance IS NULL OR avg_relevance BETWEEN 0 AND 1) AND (updated_at IS NULL OR updated_at <= %(horizon)s)
 ORDER BY retrieval_count DESC, chunk_id
 LIMIT %(limit)s
 """
@@ -173,31 +197,57 @@ class Database:
             finally:
                 self._conn = None
 
-    def read(self, today: date, since: date, *, with_chunks: bool, top_chunks: int
+    def read(self, today: date, since: date, *, with_chunks: bool, top_chunks: int, now: datetime | None = None
              ) -> tuple[dict[str, TableRead | QueryFailed], ChunkRead | QueryFailed | None]:
         """Read every daily table (and the chunk aggregates when asked) in one transaction.
 
         Raises DatabaseUnavailable when the connection cannot be had or breaks; a
         failing table yields a QueryFailed in its place and the others are still read.
+        `now` (the exporter's clock) sets which updated_at values are in the future.
         """
+        horizon = (now or datetime.now(timezone.utc)) + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
+        params = {"today": today, "previous": today - timedelta(days=1), "since": since, "horizon": horizon}
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = self._connect()
-            conn = self._conn
+            conn = self._open()
             with conn.cursor() as cur:
                 tables: dict[str, TableRead | QueryFailed] = {}
                 for table in DAILY_TABLES:
-                    tables[table] = _guarded(cur, table, lambda t=table: _read_daily(cur, t, today, since))
+                    tables[table] = _guarded(cur, table, lambda t=table: _read_daily(cur, t, params))
                 chunks = None
                 if with_chunks:
-                    chunks = _guarded(cur, "chunk_retrieval_stats", lambda: _read_chunks(cur, top_chunks))
+                    chunks = _guarded(cur, "chunk_retrieval_stats", lambda: _read_chunks(cur, top_chunks, params))
             conn.rollback()  # read-only: nothing to commit; ends the snapshot promptly
             return tables, chunks
-        except psycopg2.Error as exc:
-            # Whatever broke outside a table's savepoint (connect, session set-up, the
-            # connection dropping mid-read) leaves nothing trustworthy: start afresh.
+        except Exception as exc:
+            # Whatever broke outside a table's savepoint (connect, session set-up, the connection
+            # dropping mid-read) leaves nothing trustworthy: start afresh. Closing ends the transaction.
             self.close()
-            raise DatabaseUnavailable(_first_line(exc)) from None
+            raise DatabaseUnavailable(redact(first_line(exc), self._dsn, self._password)) from None
+
+    def _open(self) -> psycopg2.extensions.connection:
+        """The kept connection, or a new one; a kept one the server closed while idle is replaced at once.
+
+        idle_session_timeout or a pooler may end the session between refreshes. That is not an
+        outage, and must not fail a refresh: the server's last message and its end of the socket
+        are waiting to be read, so an idle connection with anything to read is checked first.
+        (A path that died silently has nothing to read; its first query fails once, after
+        connect_timeout, instead of costing a second timeout here.)
+        """
+        conn = self._conn
+        try:
+            # The server's FATAL arrives as a notice, and the end of the socket raises on the next poll.
+            for _ in range(3):
+                if conn is None or conn.closed or not select.select([conn], [], [], 0)[0]:
+                    break
+                conn.poll()
+        except psycopg2.Error as exc:
+            if not is_connection_failure(exc, conn):
+                raise
+            log.info("the database closed the idle connection (%s); reconnecting", first_line(exc))
+            self.close()
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
 
 
 def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
@@ -205,59 +255,57 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
     cur.execute("SAVEPOINT table_read")
     try:
         result = read()
-    except psycopg2.OperationalError as exc:
-        # A cancelled statement (statement_timeout, lock_timeout) is a query error;
-        # anything else of this class means the connection itself is gone.
-        if exc.pgcode not in ("57014", "55P03"):
+    except Exception as exc:
+        # Any error but a lost connection (SQLSTATE classes 08 and 57P) is this table's alone:
+        # a timeout, a missing table, a full disk, or a value psycopg2 could not decode.
+        if is_connection_failure(exc, cur.connection):
             raise
         cur.execute("ROLLBACK TO SAVEPOINT table_read")
-        return QueryFailed(table, _first_line(exc))
-    except psycopg2.Error as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT table_read")
-        return QueryFailed(table, _first_line(exc))
+        return QueryFailed(table, first_line(exc))
     cur.execute("RELEASE SAVEPOINT table_read")
     return result
 
 
-def _read_daily(cur: psycopg2.extensions.cursor, table: str, today: date, since: date) -> TableRead:
-    cur.execute(_FRESHNESS_SQL.format(table=table), {"today": today})
-    newest_date, updated_at = cur.fetchone()
+def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, Any]) -> TableRead:
+    cur.execute(_FRESHNESS_SQL.format(table=table), params)
+    newest_date, updated_at, previous_day_updated_at = cur.fetchone()
+    # The last column says whether the row's updated_at is in the future: such rows are counted, not used.
+    future = "COALESCE(updated_at > %(horizon)s, false)"
     if table in _WINDOW_QUERIES:
         columns = _WINDOW_QUERIES[table]
         cur.execute(
-            f"SELECT {columns} FROM {table} WHERE date >= %(since)s OR date = %(newest)s ORDER BY date",
-            {"since": min(since, newest_date or since), "newest": newest_date},
+            f"SELECT {columns}, {future} FROM {table} WHERE date >= %(since)s OR date = %(newest)s ORDER BY date",
+            params | {"since": min(params["since"], newest_date or params["since"]), "newest": newest_date},
         )
     else:
         columns = _NEWEST_DAY_QUERIES[table]
-        cur.execute(f"SELECT {columns} FROM {table} WHERE date = %(newest)s", {"newest": newest_date})
+        cur.execute(f"SELECT {columns}, {future} FROM {table} WHERE date = %(newest)s",
+                    params | {"newest": newest_date})
+    fetched = cur.fetchall()
     return TableRead(
         table=table,
         columns=columns_of(table),
-        rows=tuple(cur.fetchall()),
+        rows=tuple(row[:-1] for row in fetched if not row[-1]),
         newest_date=newest_date,
         updated_at=updated_at,
+        previous_day_updated_at=previous_day_updated_at,
+        future_rows=sum(1 for row in fetched if row[-1]),
     )
 
 
-def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int) -> ChunkRead:
-    cur.execute("SELECT max(updated_at) FROM chunk_retrieval_stats")
+def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int, params: dict[str, Any]) -> ChunkRead:
+    cur.execute("SELECT max(updated_at) FROM chunk_retrieval_stats WHERE updated_at <= %(horizon)s", params)
     (updated_at,) = cur.fetchone()
-    cur.execute(_CHUNK_BUCKETS_SQL)
+    cur.execute(_CHUNK_BUCKETS_SQL, params)
     buckets = tuple(
         (int(bucket), int(chunks), float(retrievals or 0), float(citations or 0))
         for bucket, chunks, retrievals, citations in cur.fetchall()
     )
     top: tuple[tuple[Any, ...], ...] = ()
     if top_chunks > 0:
-        cur.execute(_TOP_CHUNKS_SQL, {"limit": top_chunks})
+        cur.execute(_TOP_CHUNKS_SQL, params | {"limit": top_chunks})
         top = tuple(cur.fetchall())
     return ChunkRead(buckets=buckets, top=top, updated_at=updated_at)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def schema_sql() -> str:
@@ -279,6 +327,22 @@ def columns_of(table: str) -> tuple[str, ...]:
     """The columns the exporter reads from a daily table, in order."""
     columns = _WINDOW_QUERIES.get(table) or _NEWEST_DAY_QUERIES[table]
     return tuple(c.strip() for c in columns.split(","))
+
+
+_UNREADABLE_SQL = """
+SELECT name, to_regclass(name) IS NULL
+FROM unnest(%(tables)s::text[]) AS name
+WHERE to_regclass(name) IS NULL OR NOT has_table_privilege(to_regclass(name), 'SELECT')
+"""
+
+
+def unreadable_tables(conn: psycopg2.extensions.connection, tables: tuple[str, ...]) -> dict[str, str]:
+    """Of these tables, those this session cannot read, each with why: the refresh tolerates them, so must
+    a reader that cannot skip a failed query (one error ends a REPEATABLE READ transaction's reads)."""
+    with conn.cursor() as cur:
+        cur.execute(_UNREADABLE_SQL, {"tables": list(tables)})
+        return {name: "does not exist" if missing else "is not readable by this role"
+                for name, missing in cur.fetchall()}
 
 
 def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, until: date

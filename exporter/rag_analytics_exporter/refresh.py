@@ -8,13 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config
 from .db import DAILY_TABLES, Database, DatabaseUnavailable, QueryFailed
-from .snapshot import DAILY_BUILDERS, Snapshot, build_chunks, empty_snapshot, frozen_mapping
+from .dberrors import first_line
+from .snapshot import DAILY_BUILDERS, Section, Snapshot, build_chunks, empty_snapshot, frozen_mapping
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,11 @@ class Refresher:
         self._skipped = 0
         self._lock = threading.Lock()  # guards _skipped only; readers never take it
         self._last_chunk_read: float | None = None
+        # Whether the last chunk read succeeded: between reads, reaching the database re-confirms
+        # its data, even after an outage set table_up to 0 (the table itself was not read since).
+        self._chunk_read_ok = False
+        self._failed_connects = 0  # refreshes in a row that could not reach the database
+        self._failed_tables: set[str] = set()  # tables whose last read failed on a reachable database
         self._idle = threading.Event()
         self._idle.set()
         self._listeners: list[Callable[[], None]] = []
@@ -73,33 +80,31 @@ class Refresher:
         errors = dict(previous.health.errors)
         table_up = dict(previous.health.table_up)
         try:
-            reads, chunk_read = self._db.read(today, since, with_chunks=chunks_due,
-                                              top_chunks=self._config.top_chunks)
+            reads, chunk_read = self._db.read(today, since, with_chunks=chunks_due, top_chunks=self._config.top_chunks,
+                                              now=datetime.fromtimestamp(started, timezone.utc))
         except DatabaseUnavailable as exc:
             log.error("refresh failed: database unavailable: %s", exc)
             errors["connection"] += 1
+            self._failed_connects += 1
             table_up = {table: False for table in (*DAILY_TABLES, "chunk_retrieval_stats")}
             ok = False
         else:
+            if self._failed_connects:
+                log.info("database reachable again after %d failed refreshes", self._failed_connects)
+                self._failed_connects = 0
             ok = True
             for table, read in reads.items():
-                if isinstance(read, QueryFailed):
-                    log.error("refresh: reading %s failed: %s", table, read.reason)
-                    errors["query"] += 1
-                    table_up[table] = ok = False
-                    continue
-                table_up[table] = True
-                sections[table] = DAILY_BUILDERS[table](read, started, today, self._config)
-            if isinstance(chunk_read, QueryFailed):
-                log.error("refresh: reading chunk_retrieval_stats failed: %s", chunk_read.reason)
-                errors["query"] += 1
-                table_up["chunk_retrieval_stats"] = ok = False
-            elif chunk_read is not None:
-                table_up["chunk_retrieval_stats"] = True
-                sections["chunk_retrieval_stats"] = build_chunks(chunk_read, started)
-                self._last_chunk_read = started
-            elif "chunk_retrieval_stats" in sections and table_up.get("chunk_retrieval_stats"):
+                section = _build(table, read, DAILY_BUILDERS[table], started, today, self._config)
+                ok &= self._record(table, section, sections, table_up, errors)
+            if chunk_read is not None:
+                section = _build("chunk_retrieval_stats", chunk_read, build_chunks, started)
+                self._chunk_read_ok = self._record("chunk_retrieval_stats", section, sections, table_up, errors)
+                ok &= self._chunk_read_ok
+                if self._chunk_read_ok:
+                    self._last_chunk_read = started
+            elif "chunk_retrieval_stats" in sections and self._chunk_read_ok:
                 # Not due: the database answered and the last chunk read stands.
+                table_up["chunk_retrieval_stats"] = True
                 sections["chunk_retrieval_stats"] = replace(sections["chunk_retrieval_stats"], confirmed_at=started)
         finished = self._clock()
         with self._lock:
@@ -122,6 +127,33 @@ class Refresher:
         for listener in self._listeners:
             listener()
         return self._snapshot
+
+    def _record(self, table: str, result: Section | QueryFailed, sections: dict[str, Section],
+                table_up: dict[str, bool], errors: dict[str, int]) -> bool:
+        """Store one table's outcome; True when it was read. A failure counts as kind="query"."""
+        if isinstance(result, QueryFailed):
+            log.error("refresh: reading %s failed: %s", table, result.reason)
+            errors["query"] += 1
+            table_up[table] = False
+            self._failed_tables.add(table)
+            return False
+        if table in self._failed_tables:
+            self._failed_tables.discard(table)
+            log.info("refresh: reading %s works again", table)
+        table_up[table] = True
+        sections[table] = result
+        return True
+
+
+def _build(table: str, read: Any, build: Callable[..., Section], *args: Any) -> Section | QueryFailed:
+    """The table's section, or a QueryFailed when the read failed or its rows broke the builder."""
+    if isinstance(read, QueryFailed):
+        return read
+    try:
+        return build(read, *args)
+    except Exception as exc:  # a builder bug must fail its table, not freeze every health gauge
+        log.exception("refresh: building %s from its rows failed", table)
+        return QueryFailed(table, first_line(exc))
 
 
 def start_scheduler(refresher: Refresher, interval: float) -> BackgroundScheduler:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
 _STATISTIC_COLUMNS = {"mean": "avg_time_s", "p50": "p50_time_s", "p90": "p90_time_s", "p95": "p95_time_s",
                       "p99": "p99_time_s"}
 RELEVANCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
+# A day's rows written this long after the day ended are a re-run or a correction of a closed
+# day, not the ETL's catch-up pass just after midnight (see day_finished).
+LATE_WRITE_SECONDS = 3600.0
 
 
 def midnight_utc(day: date) -> float:
@@ -95,14 +99,16 @@ class Section:
 class LatencyData:
     components: tuple[ComponentDay, ...]
     scored_day: date
-    anomalies: Mapping[str, Score]
+    anomalies: Mapping[str, Score]  # empty while the scored day is not finished
+    scored_day_complete: bool = True
 
 
 @dataclass(frozen=True)
 class UsageData:
     models: tuple[ModelDay, ...]
     scored_day: date
-    anomalies: Mapping[str, Score]
+    anomalies: Mapping[str, Score]  # empty while the scored day is not finished
+    scored_day_complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -207,17 +213,38 @@ def _timestamp(value: datetime | None) -> float | None:
 
 
 def _weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
+    used = [(value, w) for value, w in pairs if value is not None and w > 0]
     total = weight = 0.0
-    for value, w in pairs:
-        if value is not None and w > 0:
-            total += value * w
-            weight += w
-    return total / weight if weight > 0 else None
+    for value, w in used:
+        total += value * w
+        weight += w
+    if weight <= 0:
+        return None
+    if math.isinf(total):
+        # Finite values whose products overflow (1e303 s x 1e6 requests): weigh by shares instead,
+        # which cannot exceed the largest value. Only then, so usual values keep their exact bits.
+        return sum(value * (w / weight) for value, w in used)
+    return total / weight
+
+
+def day_finished(read: TableRead, day: date) -> bool:
+    """Whether the ETL has finished `day` in this table, so that it may be scored.
+
+    Finished when the table holds rows of a later day (the ETL moved on), or when the day's
+    rows were last written LATE_WRITE_SECONDS or more after the day ended (a re-run of a
+    closed day). The ETL's last writes of a day, just after midnight, may still be partial.
+    """
+    if read.newest_date is not None and read.newest_date > day:
+        return True
+    written = _timestamp(read.previous_day_updated_at)
+    return written is not None and written >= midnight_utc(day + timedelta(days=1)) + LATE_WRITE_SECONDS
 
 
 def _section(read: TableRead, confirmed_at: float, rejected: Counter[str], data: Any) -> Section:
+    if read.future_rows:
+        rejected["future_updated_at"] += read.future_rows
     return Section(table=read.table, confirmed_at=confirmed_at, newest_date=read.newest_date,
-                   updated_at=_timestamp(read.updated_at), rows_read=len(read.rows),
+                   updated_at=_timestamp(read.updated_at), rows_read=len(read.rows) + read.future_rows,
                    rejected=frozen_mapping(rejected), data=data)
 
 
@@ -255,8 +282,9 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
             latency_seconds=frozen_mapping(stats),
         ))
     scored_day = today - timedelta(days=1)
-    anomalies = _score_all(series, scored_day, config)
-    return _section(read, confirmed_at, rejected, LatencyData(tuple(components), scored_day, anomalies))
+    complete = day_finished(read, scored_day)
+    anomalies = _score_all(series, scored_day, config) if complete else frozen_mapping({})
+    return _section(read, confirmed_at, rejected, LatencyData(tuple(components), scored_day, anomalies, complete))
 
 
 def build_usage(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section:
@@ -282,8 +310,9 @@ def build_usage(read: TableRead, confirmed_at: float, today: date, config: Confi
                                    completion_tokens=s["completion_tokens"], cost_usd=s["estimated_cost_usd"],
                                    cost_budget_usd=budget))
     scored_day = today - timedelta(days=1)
-    anomalies = _score_all(series, scored_day, config)
-    return _section(read, confirmed_at, rejected, UsageData(tuple(models), scored_day, anomalies))
+    complete = day_finished(read, scored_day)
+    anomalies = _score_all(series, scored_day, config) if complete else frozen_mapping({})
+    return _section(read, confirmed_at, rejected, UsageData(tuple(models), scored_day, anomalies, complete))
 
 
 def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Config) -> Mapping[str, Score]:

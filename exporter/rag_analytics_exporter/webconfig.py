@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
 
-from .config import ConfigError
+from .config import ConfigError, load_yaml_file
 
 _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
                  "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -44,12 +43,7 @@ class WebConfig:
 
 def load_web_config(path: str | Path) -> WebConfig:
     """Parse and check a web config file; every problem is a ConfigError naming the key."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
+    raw = load_yaml_file(path, prefix="web config ") or {}
     if not isinstance(raw, Mapping):
         raise ConfigError([(str(path), "must be a mapping")])
     errors: list[tuple[str, str]] = []

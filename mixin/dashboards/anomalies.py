@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import T, grid, hourly, legend, m, new_dashboard, q, query_variable, series
+from .common import (
+    NOW,
+    OVER_TIME,
+    YESTERDAY,
+    Column,
+    T,
+    about,
+    grid,
+    hourly,
+    legend,
+    link,
+    m,
+    new_dashboard,
+    q,
+    query_variable,
+    series,
+    to_component,
+    to_model,
+)
 
 
-def band(title: str, what: str, metric: str, unit: str, sel: str, label: str) -> Any:
+def band(title: str, what: str, metric: str, unit: str, sel: str, label: str, source: str, to: Any) -> Any:
     """The scored day against the baseline mean ± 3 standard deviations; metric has {} for mean/stddev."""
     mean, spread = hourly(metric.format("mean"), sel), hourly(metric.format("stddev"), sel)
     return series(
@@ -16,8 +34,9 @@ def band(title: str, what: str, metric: str, unit: str, sel: str, label: str) ->
         q(mean, legend(f"{{{{{label}}}}} baseline mean")),
         q(f"{mean} + 3 * {spread}", legend(f"{{{{{label}}}}} mean + 3 sd")),
         q(f"{mean} - 3 * {spread}", legend(f"{{{{{label}}}}} mean - 3 sd")),
-        description=f"The scored day's {what} and the baseline mean ± 3 standard deviations.",
-        dashed=".* sd")
+        description=about(f"The scored day's {what} and the baseline mean ± 3 standard deviations (dashed)",
+                          f"the exporter's anomaly scores of {source}", YESTERDAY),
+        values=True, links=[to], dashed=".* sd")
 
 
 def build() -> Any:
@@ -31,21 +50,39 @@ def build() -> Any:
     zlines = [(-T["zscore_critical"], "red"), (-T["zscore_warning"], "orange"),
               (T["zscore_warning"], "orange"), (T["zscore_critical"], "red")]
     d = d.with_panel(grid(
-        "Current anomaly alerts", q(m("ALERTS", 'alertname=~"Rag.*Anomaly"'), instant=True, table_format=True),
-        description="Pending and firing anomaly alerts, with severity.", h=6))
+        "Current anomaly alerts",
+        Column("Active", m("ALERTS", 'alertname=~"Rag.*Anomaly"'), "none", shown=False),
+        description=about("Pending and firing anomaly alerts, with severity (ALERTS)", "Prometheus", NOW),
+        keys={"alertname": "Alert", "alertstate": "State", "severity": "Severity", "component": "Component",
+              "model": "Model"},
+        links={"Component": link("latency", "Open this component's latency", component="${__value.raw}"),
+               "Model": link("usage", "Open this model's tokens and cost", model="${__value.raw}")}, h=6))
     d = d.with_panel(series("Latency z-score", "none",
                             q(hourly("rag_component_latency_zscore", component), legend("{{component}}")),
-                            lines=zlines))
+                            description=about("Each component's mean latency as standard deviations from its "
+                                              "baseline; warning at ±3, critical at ±6",
+                                              "the exporter's anomaly scores of latency_metrics", YESTERDAY),
+                            links=[to_component()], lines=zlines))
     d = d.with_panel(series("Token usage z-score", "none",
-                            q(hourly("rag_model_tokens_zscore", model), legend("{{model}}")), lines=zlines))
+                            q(hourly("rag_model_tokens_zscore", model), legend("{{model}}")),
+                            description=about("Each model's total tokens as standard deviations from its "
+                                              "baseline; warning at ±3, critical at ±6",
+                                              "the exporter's anomaly scores of token_usage_daily", YESTERDAY),
+                            links=[to_model()], lines=zlines))
     d = d.with_panel(band("Latency against its baseline band", "mean latency",
-                          "rag_component_latency_baseline_{}_seconds", "s", component, "component"))
+                          "rag_component_latency_baseline_{}_seconds", "s", component, "component",
+                          "latency_metrics", to_component()))
     d = d.with_panel(band("Tokens against their baseline band", "total tokens", "rag_model_tokens_baseline_{}",
-                          "short", model, "model"))
+                          "short", model, "model", "token_usage_daily", to_model()))
     d = d.with_panel(series("Error ratio against its threshold", "percentunit",
                             q(hourly("rag_component_error_ratio", component), legend("{{component}}")),
-                            lines=[(T["error_ratio"], "red")]))
+                            description=about("Failed / all requests per component; the dashed line is "
+                                              "the error ratio the availability SLO allows (0.5 %)",
+                                              "latency_metrics", OVER_TIME),
+                            links=[to_component()], lines=[(T["error_ratio"], "red")]))
     d = d.with_panel(series("Negative feedback against its threshold", "percentunit",
                             q(hourly("rag_feedback_negative_ratio"), legend("negative share")),
+                            description=about("Negative / all feedback; the dashed line is "
+                                              "RagNegativeFeedbackHigh's threshold", "feedback_daily", OVER_TIME),
                             lines=[(T["negative_feedback_ratio"], "red")]))
     return d

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import T, bars, daily, grid, hourly, legend, new_dashboard, q, series, v
+from .common import (
+    OVER_TIME,
+    PER_DAY,
+    TODAY,
+    Column,
+    T,
+    about,
+    bars,
+    daily,
+    grid,
+    hourly,
+    legend,
+    new_dashboard,
+    q,
+    series,
+    v,
+)
 
 
 def build() -> Any:
@@ -12,19 +28,26 @@ def build() -> Any:
                       "Daily positive and negative feedback, feedback per tag, and follow-up question patterns. "
                       "Replaces the old page's user interaction charts.")
     negative = 'sentiment="negative"'
-    d = d.with_panel(series("Daily feedback", "short", q(daily("rag_feedback"), legend("{{sentiment}}")),
+    d = d.with_panel(series("Daily feedback", "locale", q(daily("rag_feedback"), legend("{{sentiment}}")),
+                            description=about("Positive and negative feedback, stacked", "feedback_daily", PER_DAY),
                             bars=True, stacked=True, interval="1d"))
-    d = d.with_panel(series("Negative share", "percentunit",
+    d = d.with_panel(series("Negative feedback share", "percentunit",
                             q(hourly("rag_feedback_negative_ratio"), legend("negative share")),
+                            description=about("Negative / all feedback; the dashed line is "
+                                              "RagNegativeFeedbackHigh's threshold", "feedback_daily", OVER_TIME),
                             lines=[(T["negative_feedback_ratio"], "red")]))
-    d = d.with_panel(bars("Feedback per tag (today)", "short",
-                          q(v("rag_feedback_tag"), legend("{{tag}} {{sentiment}}"), instant=True), h=10))
-    d = d.with_panel(series("Negative feedback per tag", "short",
-                            q(hourly("rag_feedback_tag", negative), legend("{{tag}}")), h=10))
-    d = d.with_panel(grid("Follow-up patterns (today)",
-                          q(v("rag_followups"), instant=True, table_format=True),
-                          q(v("rag_followup_response_time_seconds"), instant=True, table_format=True),
-                          q(v("rag_followup_positive_feedback_ratio"), instant=True, table_format=True),
-                          description="Frequency, mean answer time and positive feedback share per pattern.",
-                          units={"Value #B": "s", "Value #C": "percentunit"}))
+    d = d.with_panel(bars("Feedback per tag (today)", "locale",
+                          q(v("rag_feedback_tag"), legend("{{tag}} {{sentiment}}"), instant=True),
+                          description=about("Feedback per tag and sentiment", "feedback_tags_daily", TODAY), h=10))
+    d = d.with_panel(series("Negative feedback per tag", "locale",
+                            q(hourly("rag_feedback_tag", negative), legend("{{tag}}")),
+                            description=about("Negative feedback per tag", "feedback_tags_daily", OVER_TIME), h=10))
+    d = d.with_panel(grid(
+        "Follow-up patterns (today)",
+        Column("Follow-ups", v("rag_followups"), "locale"),
+        Column("Mean answer time", v("rag_followup_response_time_seconds"), "s"),
+        Column("Positive feedback", v("rag_followup_positive_feedback_ratio"), "percentunit"),
+        description=about("Per follow-up pattern: how often it came, the mean answer time and the positive share "
+                          "of its feedback", "follow_up_patterns_daily", TODAY),
+        keys={"pattern": "Pattern"}))
     return d

@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import piechart
 from grafana_foundation_sdk.models.dashboard import VariableOption
-from grafana_foundation_sdk.models.piechart import PieChartType
 
-from .common import DATASOURCE, T, bars, daily, hourly, legend, new_dashboard, q, query_variable, series, v
+from .common import (
+    OVER_TIME,
+    PER_DAY,
+    TODAY,
+    T,
+    about,
+    bars,
+    daily,
+    hourly,
+    legend,
+    new_dashboard,
+    pie,
+    q,
+    query_variable,
+    series,
+    to_component,
+    v,
+)
 
 
 def build() -> Any:
@@ -25,23 +40,30 @@ def build() -> Any:
         "Latency ($statistic) per component", "s",
         q(hourly("rag_component_latency_seconds", sel, stat), legend("{{component}}")),
         q(hourly("rag_component_requests", sel), legend("{{component}} requests")),
-        description="Stage time per component; the tooltip also lists each component's requests so far that day.",
-        w=24, h=9, hidden=".* requests"))
-    d = d.with_panel(bars("Latest latency ($statistic)", "s",
+        description=about("Stage time per component at the chosen statistic; the tooltip also lists each "
+                          "component's requests so far that day", "latency_metrics", OVER_TIME),
+        links=[to_component()], w=24, h=9, hidden=".* requests"))
+    d = d.with_panel(bars("Latest latency ($statistic) per component", "s",
                           q(v("rag_component_latency_seconds", sel, stat), legend("{{component}}"), instant=True),
-                          description="Today's value per component."))
-    d = d.with_panel(
-        piechart.Panel().title("Share of end-to-end mean latency").unit("percentunit").datasource(DATASOURCE)
-        .description("Each component's mean time divided by the mean of component total, today.")
-        .height(8).span(12).pie_type(PieChartType.DONUT)
-        .with_target(q(f"{v('rag_component_latency_seconds', mean, parts)} / ignoring(component) group_left "
-                       f"{v('rag_component_latency_seconds', mean, total)}",
-                       legend("{{component}}"), instant=True).ref_id("A")))
+                          description=about("Each component's stage time at the chosen statistic",
+                                            "latency_metrics", TODAY),
+                          links=[to_component()]))
+    d = d.with_panel(pie(
+        "Share of end-to-end mean latency", "percentunit",
+        q(f"{v('rag_component_latency_seconds', mean, parts)} / ignoring(component) group_left "
+          f"{v('rag_component_latency_seconds', mean, total)}", legend("{{component}}"), instant=True),
+        description=about("Each component's mean time divided by the mean of component total",
+                          "latency_metrics", TODAY),
+        links=[to_component()]))
     d = d.with_panel(series(
-        "Error ratio", "percentunit", q(hourly("rag_component_error_ratio", sel), legend("{{component}}")),
-        description="Failed / all requests per component that day; the dashed line is RagErrorRateHigh's threshold.",
-        lines=[(T["error_ratio"], "red")]))
-    d = d.with_panel(series("Requests per day", "short",
+        "Error ratio per component", "percentunit",
+        q(hourly("rag_component_error_ratio", sel), legend("{{component}}")),
+        description=about("Failed / all requests per component; the dashed line is the error ratio the "
+                          "availability SLO allows (0.5 %)",
+                          "latency_metrics", OVER_TIME),
+        links=[to_component()], lines=[(T["error_ratio"], "red")]))
+    d = d.with_panel(series("Requests per day per component", "short",
                             q(daily("rag_component_requests", sel), legend("{{component}}")),
-                            description="Each day's total requests per component.", bars=True, interval="1d"))
+                            description=about("Requests per component", "latency_metrics", PER_DAY),
+                            links=[to_component()], bars=True, interval="1d"))
     return d

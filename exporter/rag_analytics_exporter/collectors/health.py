@@ -10,6 +10,8 @@
     rag_table_updated_timestamp_seconds{table="latency_metrics"} 1.764e+09
     # TYPE rag_exporter_rows_rejected gauge
     rag_exporter_rows_rejected{reason="negative_value",table="token_usage_daily"} 2.0
+    # TYPE rag_anomaly_scored_date_complete gauge
+    rag_anomaly_scored_date_complete{table="latency_metrics"} 1.0
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.metrics_core import Metric
 
 from .. import __version__
-from ..snapshot import Snapshot, View, midnight_utc
+from ..snapshot import LatencyData, Snapshot, UsageData, View, midnight_utc
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
@@ -80,7 +82,7 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     rejected = GaugeMetricFamily("rag_exporter_rows_rejected",
                                  "Rows the last successful read of this table skipped as invalid, by reason "
                                  "(null_key, empty_key, null_value, negative_value, non_finite, out_of_range, "
-                                 "inconsistent_counts, future_date, wrong_type).",
+                                 "inconsistent_counts, future_date, future_updated_at, wrong_type).",
                                  labels=["table", "reason"])
     updated = GaugeMetricFamily("rag_table_updated_timestamp_seconds",
                                 "Newest updated_at of the table: when the ETL last wrote it (unix seconds).",
@@ -91,6 +93,10 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     withheld = GaugeMetricFamily("rag_exporter_table_data_withheld",
                                  "1 when this table's data is older than refresh.max_data_age and not served.",
                                  labels=["table"])
+    complete = GaugeMetricFamily("rag_anomaly_scored_date_complete",
+                                 "1 when the ETL has finished the scored day in this table (it wrote a later day, "
+                                 "or rewrote the day an hour or more after it ended), else 0 and its z-scores "
+                                 "are withheld.", labels=["table"])
     for section in sections:
         rows_read.add_metric([section.table], section.rows_read)
         for reason, count in sorted(section.rejected.items()):
@@ -101,4 +107,6 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
             newest.add_metric([section.table],
                               midnight_utc(section.newest_date))
         withheld.add_metric([section.table], 0.0 if section.table in view.fresh else 1.0)
-    yield from (rows_read, rejected, updated, newest, withheld)
+        if section.table in view.fresh and isinstance(section.data, (LatencyData, UsageData)):
+            complete.add_metric([section.table], 1.0 if section.data.scored_day_complete else 0.0)
+    yield from (rows_read, rejected, updated, newest, withheld, complete)

@@ -1,4 +1,4 @@
--- The seven daily aggregate tables of ../shared/spec/aggregate-tables.md.
+-- The seven daily aggregate tables of docs/tables.md (the contract the pipeline fills).
 -- Idempotent: `rag-analytics-exporter init-db` may run it any number of times.
 -- In production the pipeline's own DDL creates these; the exporter needs only the
 -- names and columns, plus (for speed) the two chunk indexes at the end.
