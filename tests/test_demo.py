@@ -30,7 +30,7 @@ def prometheus(port: int, expr: str) -> list:
     return body["data"]["result"]
 
 
-# The demo prints the incident's page this long after it starts; measured (docs/testing.md) at 109 s to
+# The demo prints the incident's page this long after it starts; measured (docs/testing.md) at 99 s to
 # 114 s from the command's start on a loaded machine, against the target of 3 minutes. A wait, not
 # a timing assertion: the figure is printed, and a slow machine makes the test slower, never red.
 PAGE_WAIT = 300
