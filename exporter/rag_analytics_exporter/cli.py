@@ -22,6 +22,7 @@ from . import config as config_module
 from .anomaly import BASELINES
 from .app import Running, Signals, start_exporter
 from .config import Config, ConfigError
+from .live import INCIDENTS
 from .logs import log_handler
 from .redact import redact
 from .webconfig import WebConfig, load_web_config
@@ -394,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=60,
                       help="days of demo data, today included; Prometheus gets them all as history (default 60)")
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
+    demo.add_argument("--incident", choices=(*INCIDENTS, "none"), default="error-burst",
+                      help="what goes wrong in the live data a minute after Prometheus first scrapes: error-burst "
+                           "(default: search fails 30 %%), outage (search fails 100 %%), latency (llm 3x slower), "
+                           "feedback (60 %% negative), traffic-stop (no requests), or none")
+    demo.add_argument("--incident-delay", type=float, default=60.0, metavar="SECONDS",
+                      help="seconds from Prometheus' first scrape to the incident (default 60)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

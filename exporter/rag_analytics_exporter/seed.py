@@ -19,7 +19,13 @@ COMPONENTS = {  # mean stage time in ms and the log-normal spread of one request
     "llm": (1250.0, 0.50),
     "post": (30.0, 0.30),
 }
-_BASE_ERROR_RATIO = {"embedding": 0.002, "search": 0.003, "context": 0.001, "llm": 0.006, "post": 0.001}
+# Well inside the availability objective's budget (mixin/config.py: 0.5 %), as a healthy service runs:
+# the total (every stage's errors, 0.27 %) too, or its slow burn-rate ticket would open on clean days.
+BASE_ERROR_RATIO = {"embedding": 0.0005, "search": 0.0008, "context": 0.0002, "llm": 0.001, "post": 0.0002}
+# A mid-sized service: at this volume the live alerts' gates (100 requests, 50 feedback events in a
+# window) hold by day and close on the quietest nights, as bench/livesim.py's simulated service.
+REQUESTS_PER_DAY = 60_000  # on an average weekday
+FEEDBACK_SHARE = 0.08  # of requests get a thumbs up or down
 MODELS = {  # share of requests, USD per 1M prompt tokens, USD per 1M completion tokens
     "gpt-4o-mini": (0.55, 0.15, 0.60),
     "gpt-4o": (0.25, 2.50, 10.00),
@@ -56,8 +62,12 @@ class DemoScale:
     extra_patterns: int = 0
 
 
-def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool) -> dict[str, list[tuple]]:
-    """Rows for the six daily tables, the last day being `at`'s UTC day, partial up to `at`."""
+def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool, anomalies_today: bool = True
+             ) -> dict[str, list[tuple]]:
+    """Rows for the six daily tables, the last day being `at`'s UTC day, partial up to `at`.
+
+    anomalies puts them on yesterday (scored) and, with anomalies_today, on today so far too.
+    """
     rng = np.random.default_rng(seed)
     today = at.astimezone(timezone.utc).date()
     elapsed = (at - datetime.combine(today, time(), tzinfo=timezone.utc)).total_seconds() / 86400
@@ -73,11 +83,11 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool) -> dict
     for offset in range(scale.days - 1, -1, -1):
         day = today - timedelta(days=offset)
         fraction = today_fraction if offset == 0 else 1.0
-        surge = anomalies and offset <= 1  # yesterday (scored) and today (live)
+        surge = anomalies and (offset == 1 or (offset == 0 and anomalies_today))
         updated = at - timedelta(minutes=2) if offset == 0 else datetime.combine(
             day + timedelta(days=1), time(0, 10), tzinfo=timezone.utc)
         weekend = day.weekday() >= 5
-        requests = int(20_000 * (0.55 if weekend else 1.0) * rng.normal(1.0, 0.05) * fraction)
+        requests = int(REQUESTS_PER_DAY * (0.55 if weekend else 1.0) * rng.normal(1.0, 0.05) * fraction)
 
         total_mean = 0.0
         for component, (mean_ms, sigma) in COMPONENTS.items():
@@ -85,11 +95,11 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool) -> dict
             if surge and component == ANOMALY_COMPONENT:
                 mean *= 2.2
             total_mean += mean
-            error_ratio = 0.12 if surge and component == ERROR_COMPONENT else _BASE_ERROR_RATIO[component]
+            error_ratio = 0.12 if surge and component == ERROR_COMPONENT else BASE_ERROR_RATIO[component]
             errors = int(rng.binomial(requests, error_ratio))
-            rows["latency_metrics"].append(_latency_row(day, component, requests, errors, mean, sigma, updated))
+            rows["latency_metrics"].append(latency_row(day, component, requests, errors, mean, sigma, updated))
         rows["latency_metrics"].append(
-            _latency_row(day, "total", requests, sum(r[3] for r in rows["latency_metrics"][-5:]),
+            latency_row(day, "total", requests, sum(r[3] for r in rows["latency_metrics"][-5:]),
                          total_mean, 0.45, updated))
 
         for model, (share, prompt_price, completion_price) in models.items():
@@ -106,7 +116,7 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool) -> dict
         buckets = [int(requests * s) for s in shares]
         rows["citation_daily"].append((day, sum(buckets), *buckets, updated))
 
-        feedback = int(requests * 0.03)
+        feedback = int(requests * FEEDBACK_SHARE)
         negative_share = 0.45 if surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
         negative = int(feedback * negative_share)
         rows["feedback_daily"].append((day, feedback - negative, negative, updated))
@@ -126,9 +136,10 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool) -> dict
     return rows
 
 
-def _latency_row(day: date, component: str, requests: int, errors: int, mean: float, sigma: float,
-                 updated: datetime) -> tuple:
-    if requests == 0:
+def latency_row(day: date, component: str, requests: int, errors: int, mean: float | None, sigma: float,
+                updated: datetime) -> tuple:
+    """A latency_metrics row whose percentiles are those of a log-normal stage time of that mean."""
+    if requests == 0 or mean is None:
         return (day, component, 0, 0, None, None, None, None, None, updated)
     mu = np.log(mean) - sigma**2 / 2  # log-normal whose mean is `mean`
     percentiles = [float(np.exp(mu + sigma * _Z[q])) for q in ("p50", "p90", "p95", "p99")]
@@ -167,10 +178,11 @@ def insert_chunks(cur: psycopg2.extensions.cursor, count: int, seed_value: int, 
 
 
 def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: datetime | None = None,
-         anomalies: bool = True, replace: bool = False, password: str | None = None) -> dict[str, int]:
+         anomalies: bool = True, anomalies_today: bool = True, replace: bool = False,
+         password: str | None = None) -> dict[str, int]:
     """Write demo data; refuses to touch tables that hold rows unless replace is set. Returns row counts."""
     at = at or datetime.now(timezone.utc)
-    rows = generate(scale, seed_value, at, anomalies)
+    rows = generate(scale, seed_value, at, anomalies, anomalies_today)
     conn = psycopg2.connect(dsn, password=password, application_name="rag-analytics-exporter seed-demo")
     try:
         with conn, conn.cursor() as cur:
@@ -185,7 +197,7 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
                 for row in table_rows:
                     buffer.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
                 buffer.seek(0)
-                cur.copy_from(buffer, table, columns=_COPY_COLUMNS[table])
+                cur.copy_from(buffer, table, columns=COPY_COLUMNS[table])
             insert_chunks(cur, scale.chunks, seed_value, at)
             cur.execute("ANALYZE")
     finally:
@@ -193,7 +205,7 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
     return {table: len(table_rows) for table, table_rows in rows.items()} | {"chunk_retrieval_stats": scale.chunks}
 
 
-_COPY_COLUMNS = {
+COPY_COLUMNS = {
     "latency_metrics": ("date", "component", "request_count", "error_count", "avg_time_ms", "p50_time_ms",
                         "p90_time_ms", "p95_time_ms", "p99_time_ms", "updated_at"),
     "token_usage_daily": ("date", "model_name", "request_count", "prompt_tokens", "completion_tokens",

@@ -1,0 +1,432 @@
+"""A live ETL for the demo and the end-to-end tests: today's rows upserted every few seconds, as a real one does.
+
+Traffic follows a daily shape (a diurnal curve, quieter weekends) with noise, and every number stays
+consistent with what was written before: counts only grow, `avg_time_ms` is the weighted mean of all
+of today's requests (so `mean x requests` grows by exactly the new requests' time), and the `total`
+component is the whole request across the stages. A request that fails in a stage goes no further,
+so a stage runs for the requests the previous one passed on, and `total` counts each failure once.
+
+Time can be compressed: with factor K, each real second adds K simulated seconds of traffic, so that
+rules whose windows and `for:` are divided by K see what they would see in production. The simulated
+clock shapes the traffic only; rows are written for the real UTC day, and the counts start again when
+the real date changes, as the ETL's first write of a new day does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import psycopg2
+import psycopg2.extensions
+
+from .seed import (
+    BASE_ERROR_RATIO,
+    COMPONENTS,
+    COPY_COLUMNS,
+    FEEDBACK_SHARE,
+    MODELS,
+    PATTERNS,
+    REQUESTS_PER_DAY,
+    TAGS,
+    latency_row,
+)
+
+log = logging.getLogger(__name__)
+
+STAGES = tuple(COMPONENTS)  # in pipeline order: a request runs them one after the other
+INCIDENTS = ("error-burst", "outage", "latency", "feedback", "traffic-stop")
+NEGATIVE_SHARE = 0.10  # of feedback, normally
+CITATION_SHARES = (0.12, 0.25, 0.30, 0.33)  # answers citing 0, 1, 2, 3+ chunks
+PATTERN_FEEDBACK_SHARE = 0.12
+TOTAL_SIGMA = 0.45  # log-normal spread of a whole request's time, for the total's percentiles
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What goes wrong and where, from a real moment (unix seconds) on."""
+
+    name: str
+    started_at: float
+    component: str = "search"  # of error-burst and outage; latency always slows llm
+
+    def __post_init__(self) -> None:
+        if self.name not in INCIDENTS:
+            raise ValueError(f"unknown incident {self.name!r}: choose one of {', '.join(INCIDENTS)}")
+        if self.component not in STAGES:
+            raise ValueError(f"unknown component {self.component!r}: choose one of {', '.join(STAGES)}")
+
+    def error_ratio(self, component: str) -> float:
+        """The share of a stage's requests that fail."""
+        if component == self.component and self.name == "outage":
+            return 1.0
+        if component == self.component and self.name == "error-burst":
+            return 0.30
+        return BASE_ERROR_RATIO[component]
+
+    def time_factor(self, component: str) -> float:
+        """How many times its usual time a stage takes."""
+        return 3.0 if self.name == "latency" and component == "llm" else 1.0
+
+    @property
+    def negative_share(self) -> float:
+        return 0.60 if self.name == "feedback" else NEGATIVE_SHARE
+
+    @property
+    def traffic_factor(self) -> float:
+        return 0.0 if self.name == "traffic-stop" else 1.0
+
+
+def _level(day: date) -> float:
+    return 0.55 if day.weekday() >= 5 else 1.0
+
+
+def traffic_shape(at: datetime) -> float:
+    """Relative request rate at a moment: about 1.0 on a weekday's average.
+
+    Quietest about 03:00 UTC, busiest about 15:00, weekends at 55 %. The weekend level changes
+    smoothly over the six hours around midnight, so that traffic never falls below three quarters
+    of the hour before: the demo compares traffic with a short time earlier (it has no week of
+    history), and a step would look like an incident.
+    """
+    hours = at.hour + at.minute / 60 + at.second / 3600
+    diurnal = 1 + 0.6 * math.sin(2 * math.pi * (hours - 9) / 24)
+    today = at.date()
+    if hours >= 21:
+        weight = (hours - 21) / 6
+        level = _level(today) * (1 - weight) + _level(today + timedelta(days=1)) * weight
+    elif hours < 3:
+        weight = (hours + 3) / 6
+        level = _level(today - timedelta(days=1)) * (1 - weight) + _level(today) * weight
+    else:
+        level = _level(today)
+    return diurnal * level
+
+
+def stage_time_ms(rng: np.random.Generator, requests: int, mean_ms: float, sigma: float) -> float:
+    """The summed time of `requests` log-normal request times of the given mean (normal approximation)."""
+    if requests == 0:
+        return 0.0
+    spread = mean_ms * math.sqrt(requests * (math.exp(sigma**2) - 1))
+    return max(float(rng.normal(requests * mean_ms, spread)), requests * mean_ms * 0.2)
+
+
+@dataclass
+class Stage:
+    """One component's totals for the day: requests, errors and their summed time in ms."""
+
+    requests: int = 0
+    errors: int = 0
+    time_ms: float = 0.0
+
+    @property
+    def mean_ms(self) -> float | None:
+        return self.time_ms / self.requests if self.requests else None
+
+
+@dataclass
+class Model:
+    calls: int = 0
+    prompt: int = 0
+    completion: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class Pattern:
+    frequency: int = 0
+    time_ms: float = 0.0
+    feedback: int = 0
+    positive: int = 0
+
+
+@dataclass
+class Day:
+    """One day's running totals, as the tables hold them."""
+
+    day: date
+    stages: dict[str, Stage] = field(default_factory=lambda: {name: Stage() for name in (*STAGES, "total")})
+    models: dict[str, Model] = field(default_factory=lambda: {name: Model() for name in MODELS})
+    citations: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    positive: int = 0
+    negative: int = 0
+    tags: dict[str, list[int]] = field(default_factory=lambda: {name: [0, 0] for name in TAGS})
+    patterns: dict[str, Pattern] = field(default_factory=lambda: {name: Pattern() for name in PATTERNS})
+
+
+def simulate(day: Day, rng: np.random.Generator, start: datetime, seconds: float, incident: Incident | None,
+             requests_per_day: float = REQUESTS_PER_DAY) -> None:
+    """Add `seconds` of simulated traffic from `start` on to the day's totals (in place)."""
+    rate = traffic_shape(start + timedelta(seconds=seconds / 2)) * (incident.traffic_factor if incident else 1)
+    expected = requests_per_day * rate * seconds / 86400 * max(float(rng.normal(1.0, 0.03)), 0.0)
+    arriving = int(rng.poisson(expected))
+    total = day.stages["total"]
+    total.requests += arriving
+    passed, reached_llm = arriving, 0
+    for component in STAGES:
+        mean_ms, sigma = COMPONENTS[component]
+        ratio = incident.error_ratio(component) if incident else BASE_ERROR_RATIO[component]
+        factor = incident.time_factor(component) if incident else 1.0
+        if component == "llm":
+            reached_llm = passed
+        errors = int(rng.binomial(passed, ratio))
+        spent = stage_time_ms(rng, passed, mean_ms * factor, sigma)
+        stage = day.stages[component]
+        stage.requests += passed
+        stage.errors += errors
+        stage.time_ms += spent
+        # A failed request has spent its time up to the failing stage: the total holds it once.
+        total.errors += errors
+        total.time_ms += spent
+        passed -= errors
+    _add_tokens(day, rng, reached_llm)
+    _add_answers(day, rng, passed, incident.negative_share if incident else NEGATIVE_SHARE)
+
+
+def _add_tokens(day: Day, rng: np.random.Generator, calls: int) -> None:
+    shares = np.array([share for share, _, _ in MODELS.values()])
+    for (name, (_, prompt_price, completion_price)), count in zip(
+            MODELS.items(), rng.multinomial(calls, shares / shares.sum()), strict=True):
+        prompt = int(rng.normal(1800, 60 / math.sqrt(max(count, 1))) * count)
+        completion = int(rng.normal(340, 20 / math.sqrt(max(count, 1))) * count)
+        model = day.models[name]
+        model.calls += int(count)
+        model.prompt += prompt
+        model.completion += completion
+        model.cost_usd += (prompt * prompt_price + completion * completion_price) / 1e6
+
+
+def _add_answers(day: Day, rng: np.random.Generator, answered: int, negative_share: float) -> None:
+    for i, count in enumerate(rng.multinomial(answered, CITATION_SHARES)):
+        day.citations[i] += int(count)
+    feedback = int(rng.binomial(answered, FEEDBACK_SHARE))
+    negative = int(rng.binomial(feedback, negative_share))
+    new_positive = feedback - negative
+    day.positive += new_positive
+    day.negative += negative
+    for name, (share, positive_share) in TAGS.items():
+        # A tag's share among positive and among negative feedback, so that the tag's own positive
+        # share holds in normal times, and a surge of negative feedback brings the negative tags.
+        positive = int(rng.binomial(new_positive, min(share * positive_share / (1 - NEGATIVE_SHARE), 1.0)))
+        negative_tagged = int(rng.binomial(negative, min(share * (1 - positive_share) / NEGATIVE_SHARE, 1.0)))
+        day.tags[name][0] += positive
+        day.tags[name][1] += negative_tagged
+    for name, (share, answer_ms, positive_share) in PATTERNS.items():
+        frequency = int(rng.binomial(answered, share))
+        with_feedback = int(rng.binomial(frequency, PATTERN_FEEDBACK_SHARE))
+        pattern = day.patterns[name]
+        pattern.frequency += frequency
+        pattern.time_ms += stage_time_ms(rng, frequency, answer_ms, 0.4)
+        pattern.feedback += with_feedback
+        pattern.positive += int(rng.binomial(with_feedback, positive_share))
+
+
+def rows(day: Day, updated: datetime) -> dict[str, list[tuple]]:
+    """The day's rows per table, in seed.COPY_COLUMNS order (updated_at last)."""
+    latency = [latency_row(day.day, name, stage.requests, stage.errors, stage.mean_ms, sigma, updated)
+               for name, stage in day.stages.items()
+               for sigma in [COMPONENTS[name][1] if name in COMPONENTS else TOTAL_SIGMA]]
+    tokens = [(day.day, name, m.calls, m.prompt, m.completion, m.prompt + m.completion, round(m.cost_usd, 6),
+               updated) for name, m in day.models.items()]
+    patterns = [(day.day, name, p.frequency, p.time_ms / p.frequency if p.frequency else None, p.feedback,
+                 p.positive, updated) for name, p in day.patterns.items()]
+    return {
+        "latency_metrics": latency,
+        "token_usage_daily": tokens,
+        "citation_daily": [(day.day, sum(day.citations), *day.citations, updated)],
+        "feedback_daily": [(day.day, day.positive, day.negative, updated)],
+        "feedback_tags_daily": [(day.day, name, p, n, updated) for name, (p, n) in day.tags.items()],
+        "follow_up_patterns_daily": patterns,
+    }
+
+
+# One upsert per table: the ETL's write replaces today's row with the new running totals.
+_KEYS = {"latency_metrics": ("date", "component"), "token_usage_daily": ("date", "model_name"),
+         "citation_daily": ("date",), "feedback_daily": ("date",), "feedback_tags_daily": ("date", "tag"),
+         "follow_up_patterns_daily": ("date", "pattern")}
+
+
+def _upsert_sql(table: str) -> str:
+    columns = COPY_COLUMNS[table]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEYS[table])
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET {updates}")
+
+
+_LOAD_SQL = {
+    "latency_metrics": "SELECT component, request_count, error_count, avg_time_ms FROM latency_metrics "
+                       "WHERE date = %s",
+    "token_usage_daily": "SELECT model_name, request_count, prompt_tokens, completion_tokens, estimated_cost_usd "
+                         "FROM token_usage_daily WHERE date = %s",
+    "citation_daily": "SELECT zero_citations, one_citation, two_citations, three_plus_citations "
+                      "FROM citation_daily WHERE date = %s",
+    "feedback_daily": "SELECT positive_count, negative_count FROM feedback_daily WHERE date = %s",
+    "feedback_tags_daily": "SELECT tag, positive_count, negative_count FROM feedback_tags_daily WHERE date = %s",
+    "follow_up_patterns_daily": "SELECT pattern, frequency, avg_response_time_ms, feedback_count, "
+                                "positive_feedback_count FROM follow_up_patterns_daily WHERE date = %s",
+}
+
+
+def load_day(cur: psycopg2.extensions.cursor, day: date) -> Day:
+    """The totals already written for `day` (the seed's partial day, or an earlier writer's)."""
+    totals = Day(day)
+    cur.execute(_LOAD_SQL["latency_metrics"], (day,))
+    for component, requests, errors, mean in cur.fetchall():
+        totals.stages[component] = Stage(requests, errors, (mean or 0.0) * requests)
+    cur.execute(_LOAD_SQL["token_usage_daily"], (day,))
+    for name, calls, prompt, completion, cost in cur.fetchall():
+        totals.models[name] = Model(calls, prompt, completion, float(cost))
+    cur.execute(_LOAD_SQL["citation_daily"], (day,))
+    for row in cur.fetchall():
+        totals.citations = list(row)
+    cur.execute(_LOAD_SQL["feedback_daily"], (day,))
+    for positive, negative in cur.fetchall():
+        totals.positive, totals.negative = positive, negative
+    cur.execute(_LOAD_SQL["feedback_tags_daily"], (day,))
+    for tag, positive, negative in cur.fetchall():
+        totals.tags[tag] = [positive, negative]
+    cur.execute(_LOAD_SQL["follow_up_patterns_daily"], (day,))
+    for name, frequency, mean, with_feedback, positive in cur.fetchall():
+        totals.patterns[name] = Pattern(frequency, (mean or 0.0) * frequency, with_feedback, positive)
+    return totals
+
+
+class SimulatedClock:
+    """Simulated time running `factor` times as fast as the real clock, from a real moment on."""
+
+    def __init__(self, factor: float, real_start: float, simulated_start: float | None = None):
+        self.factor = factor
+        self.real_start = real_start
+        self.simulated_start = real_start if simulated_start is None else simulated_start
+
+    def at(self, real: float) -> datetime:
+        return datetime.fromtimestamp(self.simulated_start + (real - self.real_start) * self.factor, timezone.utc)
+
+
+def _utc_day(real: float) -> date:
+    return datetime.fromtimestamp(real, timezone.utc).date()
+
+
+def _midnight_after(real: float) -> float:
+    return datetime.combine(_utc_day(real) + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc).timestamp()
+
+
+class LiveWriter:
+    """Writes today's rows every `interval` real seconds over one reused connection, in a thread.
+
+    Each write is one short transaction; none stays open between writes. A failed write is logged,
+    the connection is dropped and opened again at the next write, and the totals it would have
+    written go out with that write (the ETL catches up, as a real one does after an outage).
+    """
+
+    def __init__(self, dsn: str, *, interval: float = 10.0, compression: float = 1.0, seed_value: int = 7,
+                 requests_per_day: float = REQUESTS_PER_DAY, password: str | None = None,
+                 clock: Callable[[], float] | None = None, say: Callable[[str], None] | None = None):
+        self._dsn, self._password = dsn, password
+        self.interval = interval
+        self.requests_per_day = requests_per_day
+        self._now = clock or time.time
+        self._say = say or log.warning
+        self._rng = np.random.default_rng(seed_value)
+        self._last = self._now()
+        self.clock = SimulatedClock(compression, self._last)
+        self.incident: Incident | None = None
+        self.writes = 0
+        self._conn: psycopg2.extensions.connection | None = None
+        self._day: Day | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start_incident(self, name: str, component: str = "search") -> Incident:
+        """Start an incident now; it lasts until the writer stops."""
+        with self._lock:
+            self.incident = Incident(name, self._now(), component)
+            return self.incident
+
+    def write_once(self) -> bool:
+        """Simulate the traffic since the last write and upsert the day's rows; False if the write failed."""
+        with self._lock:
+            now = self._now()
+            updated = datetime.fromtimestamp(now, timezone.utc)
+            try:
+                conn = self._connection()
+                with conn, conn.cursor() as cur:
+                    if self._day is None:
+                        self._day = load_day(cur, _utc_day(self._last))
+                    finished = self._advance(self._last, now)
+                    self._last = now
+                    for day in (*finished, self._day):
+                        self._write(cur, day, updated)
+            except psycopg2.Error as exc:
+                self._say(f"live writer: write failed ({str(exc).strip() or type(exc).__name__}); "
+                          "connecting again at the next write")
+                self._drop()
+                return False
+            self.writes += 1
+            return True
+
+    def _advance(self, start: float, end: float) -> list[Day]:
+        """Add the simulated traffic of real [start, end) to the day's totals, cut at midnight and at the
+        incident's start so that each piece has one day and one incident state. Returns the days that
+        ended: their last totals are written once more, as the ETL's last write of a day is."""
+        assert self._day is not None
+        finished = []
+        cuts = {start, end, _midnight_after(start)}
+        if self.incident is not None:
+            cuts.add(self.incident.started_at)
+        points = sorted(t for t in cuts if start <= t <= end)
+        for a, b in itertools.pairwise(points):
+            if _utc_day(a) != self._day.day:
+                finished.append(self._day)
+                self._day = Day(_utc_day(a))
+            incident = self.incident if self.incident is not None and a >= self.incident.started_at else None
+            simulate(self._day, self._rng, self.clock.at(a), (b - a) * self.clock.factor, incident,
+                     self.requests_per_day)
+        return finished
+
+    def _write(self, cur: psycopg2.extensions.cursor, day: Day, updated: datetime) -> None:
+        for table, table_rows in rows(day, updated).items():
+            cur.executemany(_upsert_sql(table), table_rows)
+
+    def _connection(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg2.connect(self._dsn, password=self._password, connect_timeout=5,
+                                          application_name="rag-analytics-exporter live-writer")
+            if self.writes:
+                self._say("live writer: connected again")
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+        self._conn = None
+
+    def start(self) -> LiveWriter:
+        """Write now, then every interval, until stop()."""
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.write_once()
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=loop, name="live-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop writing and close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._lock:
+            self._drop()
