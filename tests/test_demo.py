@@ -12,6 +12,7 @@ import urllib.parse
 import pytest
 
 from conftest import free_port, require_binary
+from rag_analytics_exporter.anomaly import BASELINES
 from rag_analytics_exporter.demo import print_notification
 from stack import http_json, wait_for
 
@@ -26,7 +27,7 @@ def prometheus(port: int, expr: str) -> list:
     return body["data"]["result"]
 
 
-@pytest.mark.parametrize("baseline", ["plain", "weekday"])
+@pytest.mark.parametrize("baseline", BASELINES)
 def test_demo_runs_the_stack_with_history_and_stops_cleanly(tmp_path, baseline):
     for binary in ("prometheus", "promtool", "prometheus-alertmanager"):
         require_binary(binary)

@@ -235,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=9841, help="exporter port")
     demo.add_argument("--prometheus-port", type=int, default=9890)
     demo.add_argument("--alertmanager-port", type=int, default=9893)
-    demo.add_argument("--baseline", choices=BASELINES, default="plain",
-                      help="anomaly baseline: plain (default) or weekday (docs/metrics.md)")
+    demo.add_argument("--baseline", choices=BASELINES, default=Config.baseline,
+                      help=f"anomaly baseline: {', '.join(BASELINES)} (default {Config.baseline}; docs/metrics.md)")
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")
     demo.set_defaults(func=cmd_demo)
