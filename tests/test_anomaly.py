@@ -196,11 +196,11 @@ def widen(kept: int, trend: bool = False) -> float:
 
 
 def test_robust_hand_computed_without_rhythm_or_trend():
-    # 10, 12, 14, 11, 13: median 12, absolute deviations 2, 0, 2, 1, 1 -> MAD 1, sigma 1.4826;
-    # all within 3.5 sigmas, so all kept: centre = mean 12, sd sqrt(10 / 4), rescaled for the cut.
+    # 10, 12, 14, 11, 13: under two weeks, so no day is left out: centre = mean 12, sigma the
+    # sample sd sqrt(10 / 4), widened to the prediction interval of 5 days.
     series = weekdays_only([10.0, 12.0, 14.0, 11.0, 13.0]) | {MONDAY: 20.0}
     score = score_day(series, MONDAY, **ROBUST)
-    spread = math.sqrt(2.5) / math.sqrt(truncnorm.var(-3.5, 3.5)) * widen(5)
+    spread = math.sqrt(2.5) * widen(5)
     assert score.center == pytest.approx(12.0)
     assert score.spread == pytest.approx(spread, rel=1e-12)
     assert score.zscore == pytest.approx(8.0 / spread, rel=1e-12)
@@ -209,15 +209,33 @@ def test_robust_hand_computed_without_rhythm_or_trend():
     assert score.stddev == pytest.approx(math.sqrt(2.5))
 
 
+def test_robust_hand_computed_with_an_outlier_cut():
+    # 15 days: 10, 12, 14, 11, 13 three times, but one 14 is 40. Median 12, MAD 1 (sigma 1.4826):
+    # 40 is beyond 3.5 sigmas and left out. The 14 kept: mean 166 / 14, their sample sd (then
+    # the kept days are all within 3.5 of it again), rescaled for the cut, widened for 14 days.
+    values = [10.0, 12.0, 14.0, 11.0, 13.0] * 3
+    values[2] = 40.0
+    kept = [v for v in values if v != 40.0]
+    score = score_day(weekdays_only(values) | {MONDAY: 20.0}, MONDAY, **ROBUST)
+    sigma = statistics.stdev(kept) / math.sqrt(truncnorm.var(-3.5, 3.5))
+    assert score.outliers == 1
+    assert score.center == pytest.approx(166 / 14)
+    assert score.spread == pytest.approx(sigma * widen(14), rel=1e-12)
+    assert score.zscore == pytest.approx((20 - 166 / 14) / (sigma * widen(14)), rel=1e-12)
+
+
 def test_robust_leaves_an_outlier_out_where_plain_is_blinded():
-    # nine days of 100 and one of 200: median 100, MAD 0, so the cut is 3.5 x the 1 % floor (3.5):
+    # 13 days of 100 and one of 200: median 100, MAD 0, so the cut is 3.5 x the 1 % floor (3.5):
     # 200 is left out, the centre is 100 and the spread the floor, 1. 103 scores 3.
-    series = weekdays_only([100.0] * 4 + [200.0] + [100.0] * 5) | {MONDAY: 103.0}
+    values = [100.0] * 6 + [200.0] + [100.0] * 7
+    series = weekdays_only(values) | {MONDAY: 103.0}
     score = score_day(series, MONDAY, **ROBUST)
     assert (score.center, score.spread, score.outliers) == (pytest.approx(100.0), pytest.approx(1.0), 1)
     assert score.zscore == pytest.approx(3.0)
-    # plain: mean 110, sample sd sqrt(9000 / 9) = 31.6: z = -0.22, the 200 hides everything
-    assert score_day(series, MONDAY, **(ROBUST | {"baseline": "plain"})).zscore == pytest.approx(-7 / math.sqrt(1000))
+    # plain: the 200 is in the mean and the sd, and hides everything
+    plain = score_day(series, MONDAY, **(ROBUST | {"baseline": "plain"}))
+    assert plain.zscore == pytest.approx((103 - statistics.mean(values)) / statistics.stdev(values))
+    assert plain.zscore > -0.2
 
 
 def test_robust_zero_mad_uses_the_floor_and_zero_everything_is_zero_or_undefined():

@@ -119,6 +119,7 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
 # weeks, as Datadog's weekly seasonality needs): a slope from two weeks is mostly noise.
 OUTLIER_Z = 3.5
 MIN_DAYS_FOR_TREND = 21
+MIN_DAYS_FOR_OUTLIERS = 14
 # The sample standard deviation of a normal sample cut at +-OUTLIER_Z sigmas, relative to sigma:
 # dividing by it gives back sigma from the days kept.
 _KEPT_SD = float(np.sqrt(truncnorm.var(-OUTLIER_Z, OUTLIER_Z)))
@@ -224,7 +225,8 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
        whichever predicts the baseline better; none under a week of history. Divided into every day.
     2. The trend: from MIN_DAYS_FOR_TREND days on, a Theil-Sen slope of the adjusted days against
        time, taken out so that the baseline is projected to the scored day.
-    3. Outliers: a day whose residual is beyond OUTLIER_Z median/MAD sigmas is left out.
+    3. Outliers: from MIN_DAYS_FOR_OUTLIERS days on, a day whose residual is beyond OUTLIER_Z
+       median/MAD sigmas is left out.
     4. The centre is the mean of the days kept; the spread their standard deviation (rescaled for
        the cut), floored at min_relative_spread * |centre|.
     Each day's residual for 3 and 4 uses weekday levels computed without that day (leave one out),
@@ -248,9 +250,14 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
     level, level_loo = adjusted - slope * age, adjusted_loo - slope * age
     center, sigma = float(np.median(level)), float(median_abs_deviation(level_loo, scale="normal"))
     kept = np.ones(len(days), dtype=bool)
+    # Under MIN_DAYS_FOR_OUTLIERS days a MAD is too rough to pick outliers by (from 8 days it is
+    # often half of sigma): every day is kept, centre and sigma are the mean and sd of them all.
+    rounds = 2 if len(days) >= MIN_DAYS_FOR_OUTLIERS else 0
+    if not rounds:
+        center, sigma = float(level.mean()), float(level_loo.std(ddof=1))
     # Twice: the MAD picks the outliers, then the standard deviation of the days kept picks them
     # again, since a MAD from 30 days is itself off by 20 % and would cut usual days too.
-    for _ in range(2):
+    for _ in range(rounds):
         cut = OUTLIER_Z * max(sigma, min_relative_spread * abs(center))
         if not cut > 0:
             break
