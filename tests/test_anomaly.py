@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import statistics
 from datetime import date, timedelta
 
 import pytest
+from scipy.stats import t as t_dist
+from scipy.stats import truncnorm
 
 from rag_analytics_exporter.anomaly import score_day, weekday_factors, zscore
 
@@ -169,3 +172,157 @@ def test_a_holiday_in_the_lookback_does_not_move_its_weekday_factor():
 def test_without_a_usable_rhythm_the_weekday_baseline_is_the_plain_one(series):
     args = dict(lookback_days=28, min_days=7, min_relative_spread=0.01)
     assert score_day(series, MONDAY, baseline="weekday", **args) == score_day(series, MONDAY, baseline="plain", **args)
+
+
+# The robust baseline (anomaly.robust_score). Weekday-only series have no weekend days, so no
+# rhythm can be estimated and the figures stay hand-computable.
+def weekdays_only(values: list[float], before: date = MONDAY) -> dict[date, float]:
+    """values[0] on the last weekday before `before`, values[1] on the one before, and so on."""
+    series, d = {}, before
+    for value in values:
+        d -= timedelta(days=1)
+        while d.weekday() >= 5:
+            d -= timedelta(days=1)
+        series[d] = value
+    return series
+
+
+ROBUST = dict(lookback_days=60, min_days=3, min_relative_spread=0.01, baseline="robust")
+
+
+def widen(kept: int, trend: bool = False) -> float:
+    """The prediction-interval factor: sqrt(1 + 1/n) * t quantile (0.5 false warnings a year) / 3."""
+    return math.sqrt(1 + 1 / kept) * t_dist.isf(0.5 / 365 / 2, kept - 1 - trend) / 3
+
+
+def test_robust_hand_computed_without_rhythm_or_trend():
+    # 10, 12, 14, 11, 13: under two weeks, so no day is left out: centre = mean 12, sigma the
+    # sample sd sqrt(10 / 4), widened to the prediction interval of 5 days.
+    series = weekdays_only([10.0, 12.0, 14.0, 11.0, 13.0]) | {MONDAY: 20.0}
+    score = score_day(series, MONDAY, **ROBUST)
+    spread = math.sqrt(2.5) * widen(5)
+    assert score.center == pytest.approx(12.0)
+    assert score.spread == pytest.approx(spread, rel=1e-12)
+    assert score.zscore == pytest.approx(8.0 / spread, rel=1e-12)
+    assert score.outliers == 0
+    assert score.mean == pytest.approx(12.0), "the moments of the baseline, as plain's"
+    assert score.stddev == pytest.approx(math.sqrt(2.5))
+
+
+def test_robust_hand_computed_with_an_outlier_cut():
+    # 15 days: 10, 12, 14, 11, 13 three times, but one 14 is 40. Median 12, MAD 1 (sigma 1.4826):
+    # 40 is beyond 3.5 sigmas and left out. The 14 kept: mean 166 / 14, their sample sd (then
+    # the kept days are all within 3.5 of it again), rescaled for the cut, widened for 14 days.
+    values = [10.0, 12.0, 14.0, 11.0, 13.0] * 3
+    values[2] = 40.0
+    kept = [v for v in values if v != 40.0]
+    score = score_day(weekdays_only(values) | {MONDAY: 20.0}, MONDAY, **ROBUST)
+    sigma = statistics.stdev(kept) / math.sqrt(truncnorm.var(-3.5, 3.5))
+    assert score.outliers == 1
+    assert score.center == pytest.approx(166 / 14)
+    assert score.spread == pytest.approx(sigma * widen(14), rel=1e-12)
+    assert score.zscore == pytest.approx((20 - 166 / 14) / (sigma * widen(14)), rel=1e-12)
+
+
+def test_robust_leaves_an_outlier_out_where_plain_is_blinded():
+    # 13 days of 100 and one of 200: median 100, MAD 0, so the cut is 3.5 x the 1 % floor (3.5):
+    # 200 is left out, the centre is 100 and the spread the floor, 1. 103 scores 3.
+    values = [100.0] * 6 + [200.0] + [100.0] * 7
+    series = weekdays_only(values) | {MONDAY: 103.0}
+    score = score_day(series, MONDAY, **ROBUST)
+    assert (score.center, score.spread, score.outliers) == (pytest.approx(100.0), pytest.approx(1.0), 1)
+    assert score.zscore == pytest.approx(3.0)
+    # plain: the 200 is in the mean and the sd, and hides everything
+    plain = score_day(series, MONDAY, **(ROBUST | {"baseline": "plain"}))
+    assert plain.zscore == pytest.approx((103 - statistics.mean(values)) / statistics.stdev(values))
+    assert plain.zscore > -0.2
+
+
+def test_robust_zero_mad_uses_the_floor_and_zero_everything_is_zero_or_undefined():
+    flat = weekdays_only([100.0] * 10)
+    assert score_day(flat | {MONDAY: 103.0}, MONDAY, **ROBUST).zscore == pytest.approx(3.0)
+    zeros = weekdays_only([0.0] * 10)
+    assert score_day(zeros | {MONDAY: 0.0}, MONDAY, **ROBUST).zscore == 0.0
+    undefined = score_day(zeros | {MONDAY: 5.0}, MONDAY, **ROBUST)
+    assert undefined is not None and undefined.zscore is None and undefined.spread == 0.0
+
+
+def test_robust_without_history_gives_no_score():
+    assert score_day(weekdays_only([1.0, 2.0]) | {MONDAY: 3.0}, MONDAY, **ROBUST) is None
+    assert score_day({MONDAY: 3.0}, MONDAY, **ROBUST) is None
+    assert score_day(weekdays_only([1.0] * 5), MONDAY, **ROBUST) is None, "no value for the day itself"
+
+
+def test_robust_follows_a_trend_from_three_weeks_on():
+    # 2 a calendar day: v = 200 + 2 * (d - day). The Theil-Sen slope is exactly 2, every day
+    # detrended is 200, the spread is the floor (2): the day's 200 scores 0 and 206 scores 3.
+    days = weekdays_only([0.0] * 25)
+    series = {d: 200.0 + 2 * (d - MONDAY).days for d in days}
+    assert score_day(series | {MONDAY: 200.0}, MONDAY, **ROBUST).zscore == pytest.approx(0.0, abs=1e-9)
+    score = score_day(series | {MONDAY: 206.0}, MONDAY, **ROBUST)
+    assert score.zscore == pytest.approx(3.0)
+    assert score.center == pytest.approx(200.0)
+    # under MIN_DAYS_FOR_TREND days there is no slope: the centre is the mean of the window
+    short = {d: v for d, v in series.items() if len([e for e in series if e >= d]) <= 20}
+    assert len(short) == 20
+    assert score_day(short | {MONDAY: 200.0}, MONDAY, **ROBUST).center == pytest.approx(
+        statistics.mean(short.values()))
+
+
+def test_robust_takes_the_rhythm_out_as_weekday_does():
+    # the weekday test's four weeks: every adjusted day is 600/7, the spread the floor 6/7:
+    # a Monday of 60 is (360/7 - 600/7) / (6/7) = -40; centre and spread read as a usual Monday.
+    series = weekly(28, 100.0, 50.0) | {MONDAY: 60.0}
+    score = score_day(series, MONDAY, **(ROBUST | {"lookback_days": 28}))
+    assert score.zscore == pytest.approx(-40.0)
+    assert score.center == pytest.approx(100.0)
+    assert score.spread == pytest.approx(1.0)
+
+
+def test_robust_with_a_week_of_history_uses_weekdays_against_weekend_days():
+    # 8 days: one Saturday, so no per-weekday levels (weekday mode is plain here), but five
+    # weekdays and three weekend days: weekdays 100, weekend 50, the Monday of 60 scores -40.
+    series = weekly(8, 100.0, 50.0) | {MONDAY: 60.0}
+    args = dict(lookback_days=8, min_days=7, min_relative_spread=0.01)
+    assert score_day(series, MONDAY, baseline="robust", **args).zscore == pytest.approx(-40.0)
+    assert score_day(series, MONDAY, baseline="weekday", **args) == score_day(series, MONDAY, baseline="plain", **args)
+
+
+def test_robust_keeps_a_weekday_of_its_own_when_the_weekdays_differ():
+    # Mondays 150, other weekdays 100, weekends 50: weekdays-against-weekend would flag every
+    # Monday; per weekday predicts the baseline exactly, so a Monday of 150 scores 0.
+    series = {d: 150.0 if d.weekday() == 0 else v for d, v in weekly(28, 100.0, 50.0).items()}
+    score = score_day(series | {MONDAY: 150.0}, MONDAY, **(ROBUST | {"lookback_days": 28}))
+    assert score.zscore == pytest.approx(0.0)
+    assert score.center == pytest.approx(150.0)
+
+
+def test_robust_two_anomalous_saturdays_do_not_move_the_saturday_level():
+    # Two of four Saturdays at half: their median would be 37.5, not 50. Against all eight
+    # weekend days they stand out and are left out, so a usual Saturday still scores 0.
+    saturday = MONDAY - timedelta(days=2)
+    series = weekly(28, 100.0, 50.0, before=saturday)
+    for weeks in (1, 3):
+        series[saturday - timedelta(days=7 * weeks)] = 25.0
+    score = score_day(series | {saturday: 50.0}, saturday, **(ROBUST | {"lookback_days": 28}))
+    assert score.zscore == pytest.approx(0.0)
+    assert score.outliers == 2
+    weekday = score_day(series | {saturday: 50.0}, saturday, **(ROBUST | {"lookback_days": 28, "baseline": "weekday"}))
+    assert weekday.center == pytest.approx(37.5), "weekday mode: a usual Saturday is now 37.5"
+
+
+def test_robust_non_finite_days_are_left_out():
+    clean = weekdays_only([10.0, 12.0, 14.0, 11.0, 13.0]) | {MONDAY: 20.0}
+    dirty = clean | {MONDAY - timedelta(days=30): math.nan, MONDAY - timedelta(days=31): math.inf}
+    assert score_day(dirty, MONDAY, **ROBUST) == score_day(clean, MONDAY, **ROBUST)
+
+
+def test_robust_trend_ignores_a_quiet_week_at_the_start_of_the_window():
+    # 21 usual days alternating 101 and 99 after 8 quiet days of 30 (28 % of the days). Among
+    # the usual days, as many pairs slope up as down (55 each, 100 flat): Theil-Sen's slope is 0
+    # and the centre the mean of the 21, (11 x 101 + 10 x 99) / 21. Over all 29 days the 168
+    # pairs across the quiet days would tilt the slope upwards and the centre with it.
+    series = weekdays_only([101.0, 99.0] * 10 + [101.0] + [30.0] * 8)
+    score = score_day(series | {MONDAY: 100.0}, MONDAY, **ROBUST)
+    assert score.center == pytest.approx((11 * 101 + 10 * 99) / 21)
+    assert score.outliers == 8

@@ -84,7 +84,7 @@ def test_zscore_equals_the_hand_computed_one(dsn):
     insert_latency(dsn, YESTERDAY, "search", 500, 1, 1400.0)
     insert_latency(dsn, YESTERDAY - timedelta(days=31), "search", 500, 1, 99999.0)  # outside the window
     insert_latency(dsn, TODAY, "search", 100, 0, 5000.0)  # today is not scored
-    refresher = make_refresher(dsn)
+    refresher = make_refresher(dsn, baseline="plain")  # the old design's formula, by hand
     refresher.refresh()
     mean, sd = statistics.mean(baseline), statistics.stdev(baseline)
     assert sample(refresher, "rag_component_latency_zscore", {"component": "search"}) == pytest.approx(
@@ -106,7 +106,7 @@ def test_token_zscore_and_usage_values(dsn):
     execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 10, 800, 200, 5000, 1.5, now())",
             (YESTERDAY,))
     execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 7, 700, 300, 1000, 2.125, now())", (TODAY,))
-    refresher = make_refresher(dsn)
+    refresher = make_refresher(dsn, baseline="plain")  # the old design's formula, by hand
     refresher.refresh()
     baseline = [1000 + 100 * (i % 2) for i in range(10)]
     assert sample(refresher, "rag_model_tokens_zscore", {"model": "gpt-4o"}) == pytest.approx(

@@ -1,23 +1,34 @@
-"""Anomaly z-scores: a day's value against the days before it, plain or with the weekly rhythm taken out."""
+"""Anomaly z-scores: a day's value against the days before it, plain, with the weekly rhythm taken out, or robust."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
+from scipy.stats import median_abs_deviation, theilslopes, truncnorm
+from scipy.stats import t as t_dist
 
 
 @dataclass(frozen=True)
 class Score:
-    """One scored value, with the baseline it was scored against."""
+    """One scored value, with the baseline it was scored against.
+
+    mean and stddev are the baseline's moments (scaled to the scored weekday outside plain);
+    center and spread are what the z-score is made of, zscore = (value - center) / spread,
+    the spread floor included; outliers counts the baseline days left out of them.
+    """
 
     value: float
     mean: float
     stddev: float
     zscore: float | None
     baseline_days: int
+    center: float
+    spread: float
+    outliers: int = 0
 
 
 def zscore(value: float, baseline: np.ndarray | list[float], *, min_days: int,
@@ -41,10 +52,11 @@ def zscore(value: float, baseline: np.ndarray | list[float], *, min_days: int,
         z: float | None = (value - mean) / spread
     else:
         z = 0.0 if value == mean else None
-    return Score(value=value, mean=mean, stddev=stddev, zscore=z, baseline_days=int(days.size))
+    return Score(value=value, mean=mean, stddev=stddev, zscore=z, baseline_days=int(days.size),
+                 center=mean, spread=spread)
 
 
-BASELINES = ("plain", "weekday")
+BASELINES = ("plain", "weekday", "robust")
 
 # A weekday's level is the median of its days in the lookback; with fewer than this many days of
 # some weekday the rhythm cannot be estimated, and the plain baseline is used instead.
@@ -88,6 +100,8 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
         return None
     first = day - timedelta(days=lookback_days)
     window = {d: v for d, v in series.items() if first <= d < day}
+    if baseline == "robust":
+        return robust_score(series[day], day, window, min_days=min_days, min_relative_spread=min_relative_spread)
     factors = weekday_factors(window) if baseline == "weekday" else None
     if factors is None:
         return zscore(series[day], list(window.values()), min_days=min_days, min_relative_spread=min_relative_spread)
@@ -96,4 +110,172 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
     score = zscore(series[day] / factor, adjusted, min_days=min_days, min_relative_spread=min_relative_spread)
     if score is None:
         return None
-    return replace(score, value=series[day], mean=score.mean * factor, stddev=score.stddev * factor)
+    return replace(score, value=series[day], mean=score.mean * factor, stddev=score.stddev * factor,
+                   center=score.center * factor, spread=score.spread * factor)
+
+
+# The robust baseline leaves out a day whose residual is beyond this many robust sigmas (the
+# modified z-score cut of Iglewicz and Hoaglin), and fits a trend from this many days on (three
+# weeks, as Datadog's weekly seasonality needs): a slope from two weeks is mostly noise.
+OUTLIER_Z = 3.5
+MIN_DAYS_FOR_TREND = 21
+MIN_DAYS_FOR_OUTLIERS = 14
+# The sample standard deviation of a normal sample cut at +-OUTLIER_Z sigmas, relative to sigma:
+# dividing by it gives back sigma from the days kept.
+_KEPT_SD = float(np.sqrt(truncnorm.var(-OUTLIER_Z, OUTLIER_Z)))
+# The robust spread is widened so that a usual day crosses the warning threshold (mixin/config.py)
+# about this often, both sides together: a 3-sigma normal band would, once a series-year.
+WARNING_Z = 3.0
+FALSE_WARNINGS_PER_YEAR = 0.5
+
+
+def season_groupings(days: list[date]) -> list[dict[int, int]]:
+    """The weekly rhythms that days can estimate, as weekday -> group: each weekday its own group
+    when every weekday has MIN_DAYS_PER_WEEKDAY days, and weekdays against weekend days when both
+    kinds have that many (from a week of history on). Empty: no rhythm can be estimated."""
+    counts = np.bincount([d.weekday() for d in days], minlength=7)
+    groupings = []
+    if counts.min() >= MIN_DAYS_PER_WEEKDAY:
+        groupings.append({w: w for w in range(7)})
+    if counts[:5].sum() >= MIN_DAYS_PER_WEEKDAY and counts[5:].sum() >= MIN_DAYS_PER_WEEKDAY:
+        groupings.append({w: int(w >= 5) for w in range(7)})
+    return groupings
+
+
+def _factors(levels: Mapping[int, float], groups: Mapping[int, int]) -> dict[int, float] | None:
+    """Group -> level over the week's level (the mean over the seven weekdays); None at a level of 0."""
+    week = sum(levels[groups[w]] for w in range(7)) / 7
+    if week <= 0 or min(levels.values()) <= 0:
+        return None
+    return {g: level / week for g, level in levels.items()}
+
+
+def _screen(values: np.ndarray, weekend: np.ndarray, min_relative_spread: float) -> np.ndarray:
+    """Days that look usual against their own kind (weekday or weekend day): within OUTLIER_Z robust
+    sigmas of the kind's median. A weekday's level comes from four or five days, so two anomalies
+    on Saturdays would move it; against all nine weekend days they stand out."""
+    relative = np.empty_like(values)
+    for kind in (False, True):
+        mask = weekend == kind
+        if mask.any():
+            median = float(np.median(values[mask]))
+            if not median > 0:  # no level to be relative to; nor a rhythm to take out (_factors)
+                return np.ones(values.size, dtype=bool)
+            relative[mask] = values[mask] / median
+    center = float(np.median(relative))
+    cut = OUTLIER_Z * max(float(median_abs_deviation(relative, scale="normal")), min_relative_spread * abs(center))
+    return np.abs(relative - center) <= cut if cut > 0 and np.isfinite(cut) else np.ones(values.size, dtype=bool)
+
+
+def _level(values: np.ndarray, idx: list[int], usual: np.ndarray) -> tuple[float, dict[int, float]]:
+    """A group's level and, per member, the level without it: the mean of its usual days (a trimmed
+    mean: more precise than a median of four), or the median of all when under two are usual."""
+    kept = [i for i in idx if usual[i]]
+    if len(kept) >= MIN_DAYS_PER_WEEKDAY:
+        total = float(values[kept].sum())
+        without = {i: (total - values[i]) / (len(kept) - 1) if usual[i] else total / len(kept) for i in idx}
+        return total / len(kept), without
+    without = {i: statistics.median(values[[j for j in idx if j != i]].tolist()) for i in idx}
+    return statistics.median(values[idx].tolist()), without
+
+
+def seasonal_factors(days: list[date], values: np.ndarray, day: date,
+                     usual: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The scored day's factor, every baseline day's factor, and every baseline day's factor
+    computed without that day (leave one out); all 1 where no rhythm can be estimated.
+
+    Of the rhythms season_groupings allows, the one that predicts the baseline days best is used:
+    the smallest MAD of the days' leave-one-out residuals. Per weekday costs four or five days a
+    level, so it wins only where the weekdays really differ.
+    """
+    ones = np.ones(values.size)
+    groupings = season_groupings(days)
+    if not groupings:
+        return 1.0, ones, ones
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
+    for groups in groupings:
+        members: dict[int, list[int]] = {}
+        for i, d in enumerate(days):
+            members.setdefault(groups[d.weekday()], []).append(i)
+        fitted = {g: _level(values, idx, usual) for g, idx in members.items()}
+        levels = {g: level for g, (level, _) in fitted.items()}
+        full = _factors(levels, groups)
+        if full is None:
+            continue
+        loo = np.empty(values.size)
+        for g, (_, without) in fitted.items():
+            for i, level in without.items():
+                factors = _factors(levels | {g: level}, groups)
+                loo[i] = factors[g] if factors is not None else np.nan
+        if not np.isfinite(loo).all():
+            continue
+        # only compared between rhythms: an unscaled MAD, without scipy's per-call overhead
+        relative = values / loo / np.median(values / loo)
+        error = float(np.median(np.abs(relative - np.median(relative))))
+        if best is None or error < best[0]:
+            best = (error, full[groups[day.weekday()]], np.array([full[groups[d.weekday()]] for d in days]), loo)
+    return (best[1], best[2], best[3]) if best is not None else (1.0, ones, ones)
+
+
+def robust_score(value: float, day: date, window: Mapping[date, float], *, min_days: int,
+                 min_relative_spread: float) -> Score | None:
+    """Score value (on day) against the window's days with a seasonal, trend-following, robust baseline.
+
+    1. The weekly rhythm (seasonal_factors): per weekday, or weekdays against weekend days,
+       whichever predicts the baseline better; none under a week of history. Divided into every day.
+    2. The trend: from MIN_DAYS_FOR_TREND days on, a Theil-Sen slope of the adjusted days against
+       time, taken out so that the baseline is projected to the scored day.
+    3. Outliers: from MIN_DAYS_FOR_OUTLIERS days on, a day whose residual is beyond OUTLIER_Z
+       median/MAD sigmas is left out.
+    4. The centre is the mean of the days kept; the spread their standard deviation (rescaled for
+       the cut), floored at min_relative_spread * |centre|.
+    Each day's residual for 3 and 4 uses weekday levels computed without that day (leave one out),
+    so the spread includes the error of the levels, as the scored day's residual does.
+    None with fewer than max(min_days, 2) days; zero spread gives the plain score's 0 or None.
+    """
+    days = sorted(d for d, v in window.items() if np.isfinite(v))
+    if len(days) < max(min_days, 2):
+        return None
+    values = np.array([window[d] for d in days])
+    usual = _screen(values, np.array([d.weekday() >= 5 for d in days]), min_relative_spread)
+    factor_day, factors_full, factors_loo = seasonal_factors(days, values, day, usual)
+    adjusted, adjusted_loo = values / factors_full, values / factors_loo
+    age = np.array([(d - day).days for d in days], dtype=float)
+    # Theil-Sen ignores up to 29 % of bad days; a quiet week is 9 of 30. Beyond a quarter, the
+    # slope comes from the usual days only. Not always: a new level that is still a minority
+    # (a deploy) would be left out, and the baseline would take two weeks to accept it.
+    fit = usual if usual.mean() < 0.75 else np.ones(len(days), dtype=bool)
+    trend = int(fit.sum()) >= MIN_DAYS_FOR_TREND
+    slope = float(theilslopes(adjusted[fit], age[fit]).slope) if trend else 0.0
+    level, level_loo = adjusted - slope * age, adjusted_loo - slope * age
+    center, sigma = float(np.median(level)), float(median_abs_deviation(level_loo, scale="normal"))
+    kept = np.ones(len(days), dtype=bool)
+    # Under MIN_DAYS_FOR_OUTLIERS days a MAD is too rough to pick outliers by (from 8 days it is
+    # often half of sigma): every day is kept, centre and sigma are the mean and sd of them all.
+    rounds = 2 if len(days) >= MIN_DAYS_FOR_OUTLIERS else 0
+    if not rounds:
+        center, sigma = float(level.mean()), float(level_loo.std(ddof=1))
+    # Twice: the MAD picks the outliers, then the standard deviation of the days kept picks them
+    # again, since a MAD from 30 days is itself off by 20 % and would cut usual days too.
+    for _ in range(rounds):
+        cut = OUTLIER_Z * max(sigma, min_relative_spread * abs(center))
+        if not cut > 0:
+            break
+        kept = np.abs(level_loo - center) <= cut
+        center = float(level[kept].mean())
+        sigma = float(level_loo[kept].std(ddof=1)) / _KEPT_SD if kept.sum() >= 2 else 0.0
+    # The band +-WARNING_Z spreads is the Student-t prediction interval that a usual day leaves
+    # FALSE_WARNINGS_PER_YEAR times a year: it widens for the centre's and sigma's own errors,
+    # the most with little history.
+    df = int(kept.sum()) - 1 - int(trend)
+    tail = FALSE_WARNINGS_PER_YEAR / 365 / 2
+    widen = float(np.sqrt(1 + 1 / kept.sum()) * t_dist.isf(tail, df) / WARNING_Z) if df >= 1 else 1.0
+    spread = max(sigma * widen, min_relative_spread * abs(center))
+    scored = value / factor_day
+    if spread > 0:
+        z: float | None = (scored - center) / spread
+    else:
+        z = 0.0 if scored == center else None
+    return Score(value=value, mean=float(adjusted.mean()) * factor_day,
+                 stddev=float(adjusted.std(ddof=1)) * factor_day, zscore=z, baseline_days=len(days),
+                 center=center * factor_day, spread=spread * factor_day, outliers=int((~kept).sum()))

@@ -390,8 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=9841, help="exporter port")
     demo.add_argument("--prometheus-port", type=int, default=9890, help="Prometheus port (default 9890)")
     demo.add_argument("--alertmanager-port", type=int, default=9893, help="Alertmanager port (default 9893)")
-    demo.add_argument("--baseline", choices=BASELINES, default="plain",
-                      help="anomaly baseline: plain (default) or weekday (docs/metrics.md)")
+    demo.add_argument("--baseline", choices=BASELINES, default=Config.baseline,
+                      help=f"anomaly baseline: {', '.join(BASELINES)} (default {Config.baseline}; docs/metrics.md)")
     demo.add_argument("--days", type=int, default=60,
                       help="days of demo data, today included; Prometheus gets them all as history (default 60)")
     demo.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus/Alertmanager")

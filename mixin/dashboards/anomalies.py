@@ -1,4 +1,4 @@
-"""RAG Anomalies: yesterday's z-scores with both thresholds, the baseline bands, and the alerts."""
+"""RAG Anomalies: yesterday's z-scores with both thresholds, the baseline bands and outliers, and the alerts."""
 
 from __future__ import annotations
 
@@ -26,23 +26,39 @@ from .common import (
 
 
 def band(title: str, what: str, metric: str, unit: str, sel: str, label: str, source: str, to: Any) -> Any:
-    """The scored day against the baseline mean ± 3 standard deviations; metric has {} for mean/stddev."""
-    mean, spread = hourly(metric.format("mean"), sel), hourly(metric.format("stddev"), sel)
+    """The scored day against the band it is scored in: centre +- the warning z times the spread, in the
+    exporter's anomaly.baseline mode; metric has {} for center/spread."""
+    center, spread = hourly(metric.format("center"), sel), hourly(metric.format("spread"), sel)
+    warning = T["zscore_warning"]
     return series(
         title, unit,
         q(hourly(metric.replace("baseline_{}", "scored"), sel), legend(f"{{{{{label}}}}} scored")),
-        q(mean, legend(f"{{{{{label}}}}} baseline mean")),
-        q(f"{mean} + 3 * {spread}", legend(f"{{{{{label}}}}} mean + 3 sd")),
-        q(f"{mean} - 3 * {spread}", legend(f"{{{{{label}}}}} mean - 3 sd")),
-        description=about(f"The scored day's {what} and the baseline mean ± 3 standard deviations (dashed)",
+        q(center, legend(f"{{{{{label}}}}} baseline centre")),
+        q(f"{center} + {warning:g} * {spread}", legend(f"{{{{{label}}}}} centre + {warning:g} spreads")),
+        q(f"{center} - {warning:g} * {spread}", legend(f"{{{{{label}}}}} centre - {warning:g} spreads")),
+        description=about(f"The scored day's {what} and its baseline band: the centre ± {warning:g} spreads "
+                          f"(dashed), where the z-score crosses ±{warning:g}, as the exporter computes it in its "
+                          "anomaly.baseline mode (plain: mean and standard deviation; weekday and robust: for "
+                          "the scored weekday)", f"the exporter's anomaly scores of {source}", YESTERDAY),
+        values=True, links=[to], dashed=".* spreads")
+
+
+def outliers(title: str, metric: str, sel: str, label: str, source: str, to: Any) -> Any:
+    """Baseline days the robust mode left out, per component or model."""
+    return series(
+        title, "short", q(hourly(metric, sel), legend(f"{{{{{label}}}}}")),
+        description=about("Days of the lookback that the robust baseline left out of its centre and spread (an "
+                          "earlier anomaly, a holiday); always 0 in the plain and weekday modes. A score whose "
+                          "baseline left out many days is scored against the usual days only",
                           f"the exporter's anomaly scores of {source}", YESTERDAY),
-        values=True, links=[to], dashed=".* sd")
+        values=True, links=[to], bars=True)
 
 
 def build() -> Any:
     d = new_dashboard("anomalies", "RAG Anomalies",
                       "Yesterday scored against the 30 days before it: z-scores with the warning (±3) and critical "
-                      "(±6) lines on both sides, the baseline band, and the alerts they raise.")
+                      "(±6) lines on both sides, the baseline band with the days it left out, and the alerts they "
+                      "raise.")
     d = (d.with_variable(query_variable("component", "Component", "rag_component_latency_zscore"))
          .with_variable(query_variable("model", "Model", "rag_model_tokens_zscore")))
     component, model = 'component=~"$component"', 'model=~"$model"'
@@ -74,6 +90,10 @@ def build() -> Any:
                           "latency_metrics", to_component()))
     d = d.with_panel(band("Tokens against their baseline band", "total tokens", "rag_model_tokens_baseline_{}",
                           "short", model, "model", "token_usage_daily", to_model()))
+    d = d.with_panel(outliers("Latency baseline days left out as outliers", "rag_component_latency_baseline_outliers",
+                              component, "component", "latency_metrics", to_component()))
+    d = d.with_panel(outliers("Token baseline days left out as outliers", "rag_model_tokens_baseline_outliers",
+                              model, "model", "token_usage_daily", to_model()))
     d = d.with_panel(series("Error ratio against its threshold", "percentunit",
                             q(hourly("rag_component_error_ratio", component), legend("{{component}}")),
                             description=about("Failed / all requests per component; the dashed line is "

@@ -8,6 +8,12 @@
     rag_component_latency_baseline_stddev_seconds{component="llm"} 0.08
     # TYPE rag_component_latency_scored_seconds gauge
     rag_component_latency_scored_seconds{component="llm"} 1.84
+    # TYPE rag_component_latency_baseline_center_seconds gauge
+    rag_component_latency_baseline_center_seconds{component="llm"} 1.2
+    # TYPE rag_component_latency_baseline_spread_seconds gauge
+    rag_component_latency_baseline_spread_seconds{component="llm"} 0.08
+    # TYPE rag_component_latency_baseline_outliers gauge
+    rag_component_latency_baseline_outliers{component="llm"} 1
     # TYPE rag_model_tokens_zscore gauge
     rag_model_tokens_zscore{model="gpt-4o"} 4.2
     # TYPE rag_anomaly_scored_date_timestamp_seconds gauge
@@ -25,12 +31,12 @@ from ..anomaly import Score
 from ..snapshot import LatencyData, Snapshot, UsageData, View, midnight_utc
 from ._help import source
 
-_RULE = ("scored: the last complete UTC day against the lookback days before it (sample standard deviation); "
-         "absent with too few baseline days")
+_RULE = ("scored: the last complete UTC day against the lookback days before it, (scored - center) / spread "
+         "in the anomaly.baseline mode; absent with too few baseline days")
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
-    """z-score, baseline mean, baseline spread and scored value, per component and per model."""
+    """z-score, baseline moments, the band it is scored against, and scored value, per component and per model."""
     latency = view.fresh.get("latency_metrics")
     usage = view.fresh.get("token_usage_daily")
     if latency is not None and isinstance(latency.data, LatencyData):
@@ -61,6 +67,15 @@ def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
                                source(snapshot, f"The scored day's {what}"), labels=[label])
     days = GaugeMetricFamily(f"{prefix}_baseline_samples",
                              source(snapshot, f"Days with data in the baseline of the {what}"), labels=[label])
+    center = GaugeMetricFamily(f"{prefix}_baseline_center{unit}", source(
+        snapshot, f"Centre of the band the {what} is scored against (the z-score is 0 there), in the mode in use"),
+        labels=[label])
+    spread = GaugeMetricFamily(f"{prefix}_baseline_spread{unit}", source(
+        snapshot, f"Width of one z-score unit of the band the {what} is scored against, floor included, "
+                  "in the mode in use"), labels=[label])
+    outliers = GaugeMetricFamily(f"{prefix}_baseline_outliers", source(
+        snapshot, f"Baseline days of the {what} left out as outliers (robust mode; 0 in plain and weekday)"),
+        labels=[label])
     for key, score in sorted(scores.items()):
         if score.zscore is not None:
             zscore.add_metric([key], score.zscore)
@@ -68,4 +83,7 @@ def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
         stddev.add_metric([key], score.stddev)
         scored.add_metric([key], score.value)
         days.add_metric([key], score.baseline_days)
-    yield from (zscore, mean, stddev, scored, days)
+        center.add_metric([key], score.center)
+        spread.add_metric([key], score.spread)
+        outliers.add_metric([key], score.outliers)
+    yield from (zscore, mean, stddev, scored, days, center, spread, outliers)
