@@ -43,7 +43,7 @@ def band(title: str, what: str, metric: str, unit: str, sel: str, label: str, so
         values=True, links=[to], dashed=".* spreads")
 
 
-def outliers(title: str, metric: str, sel: str, label: str, source: str, to: Any) -> Any:
+def outliers(title: str, metric: str, sel: str, label: str, source: str, to: Any, values: bool) -> Any:
     """Baseline days the robust mode left out, per component or model."""
     return series(
         title, "short", q(hourly(metric, sel), legend(f"{{{{{label}}}}}")),
@@ -51,7 +51,7 @@ def outliers(title: str, metric: str, sel: str, label: str, source: str, to: Any
                           "earlier anomaly, a holiday); always 0 in the plain and weekday modes. A score whose "
                           "baseline left out many days is scored against the usual days only",
                           f"the exporter's anomaly scores of {source}", YESTERDAY),
-        values=True, links=[to], bars=True)
+        values=values, links=[to], bars=True)
 
 
 def build() -> Any:
@@ -91,9 +91,9 @@ def build() -> Any:
     d = d.with_panel(band("Tokens against their baseline band", "total tokens", "rag_model_tokens_baseline_{}",
                           "short", model, "model", "token_usage_daily", to_model()))
     d = d.with_panel(outliers("Latency baseline days left out as outliers", "rag_component_latency_baseline_outliers",
-                              component, "component", "latency_metrics", to_component()))
+                              component, "component", "latency_metrics", to_component(), values=False))
     d = d.with_panel(outliers("Token baseline days left out as outliers", "rag_model_tokens_baseline_outliers",
-                              model, "model", "token_usage_daily", to_model()))
+                              model, "model", "token_usage_daily", to_model(), values=True))
     d = d.with_panel(series("Error ratio against its threshold", "percentunit",
                             q(hourly("rag_component_error_ratio", component), legend("{{component}}")),
                             description=about("Failed / all requests per component; the dashed line is "
