@@ -5,9 +5,10 @@ What is simulated, minute by minute (numpy, seeded):
   day-to-day and minute-to-minute noise; components search, llm and total (the whole request);
 * errors as binomial draws around a base ratio, latency as each minute's mean around a base that
   rises a little with load, feedback on a share of requests with ~10 % negative;
-* the ETL writing the day's running totals every `cadence` minutes (a random phase, a few seconds of
-  jitter), the exporter reading them every minute, and the new day's first write restarting every
-  total: the increments between the day's last write and 00:00 are lost, as in production;
+* the ETL writing the day's running totals every `cadence` minutes (a random phase), each write
+  holding the traffic up to its own start, the exporter serving the newest write at the next
+  scrape, and the new day's first write restarting every total: the increments between the day's
+  last write and 00:00 are lost, as in production;
 * Prometheus scraping every minute at :30, so that no sample ever sits on a window's edge
   (Prometheus 3's left-open ranges and Prometheus 2's closed ones then read the same samples).
 
@@ -147,12 +148,18 @@ def _served(per_minute: dict[str, np.ndarray], n: int, cadence: int, rng: np.ran
         for day in range(int(day_of.max()) + 1):
             span = slice(day * DAY, (day + 1) * DAY)
             totals[span] = np.cumsum(values[span])
-        # Served at minute m: the total of the newest write at or before m, for that write's day
-        # (a write at 00:02 makes the new day's total, and the old day's tail is never served).
+        # A write at minute w (its start) holds the day's traffic up to w, not w's own minute: the
+        # total as of the end of minute w - 1, of w's day (a write at 00:02 holds the new day's
+        # first two minutes, and the old day's tail is never served). Served at minute m: the
+        # newest write at or before m.
+        before = np.concatenate(([0.0], totals[:-1]))
+        before[np.arange(n) % DAY == 0] = 0.0
         last = np.searchsorted(writes, np.arange(n), side="right") - 1
-        served_values = np.where(last >= 0, totals[writes[np.maximum(last, 0)]], 0.0)
+        served_values = np.where(last >= 0, before[writes[np.maximum(last, 0)]], 0.0)
         served[key] = served_values
-    served["_writes"] = writes
+    # latency_metrics.updated_at as the exporter serves it: the newest write's time, in seconds.
+    last = np.searchsorted(writes, np.arange(n), side="right") - 1
+    served["updated"] = np.where(last >= 0, writes[np.maximum(last, 0)] * 60.0, 0.0)
     return served
 
 
@@ -175,6 +182,7 @@ def series(served: dict[str, np.ndarray], baseline: dict[str, float]) -> list[di
             np.full(len(requests), baseline[component]))
     for sentiment in ("positive", "negative"):
         add("rag_feedback", f'sentiment="{sentiment}"', served[sentiment])
+    add("rag_table_updated_timestamp_seconds", 'table="latency_metrics"', served["updated"])
     return out
 
 

@@ -25,15 +25,23 @@ _SLO = f'slo="{SLO}"'
 _MEAN = 'statistic="mean"'
 _POSITIVE = 'sentiment="positive"'
 _SENTIMENTS = 'sentiment=~"positive|negative"'
+_LATENCY_TABLE = 'table="latency_metrics"'
 
 
 def _w(minutes: int) -> str:
     return duration(minutes)
 
 
+def _pair(long: int, nominal_short: int) -> tuple[int, int]:
+    """A (long, short) window pair: the short one stretched to span two ETL writes, the long one kept a
+    cadence longer than it (a slow ETL must not turn the pair around)."""
+    short = CONFIG.short_minutes(nominal_short)
+    return max(long, short + CONFIG.etl_cadence_minutes), short
+
+
 def _pairs(severity: str) -> list[tuple[int, int, float]]:
-    """(long, short, factor) of each burn-rate pair of this severity, short windows stretched."""
-    return [(p.long_minutes, CONFIG.short_minutes(p.nominal_short_minutes), p.factor)
+    """(long, short, factor) of each burn-rate pair of this severity."""
+    return [(*_pair(p.long_minutes, p.nominal_short_minutes), p.factor)
             for p in CONFIG.burn_windows if p.severity == severity]
 
 
@@ -43,8 +51,12 @@ def _slo_windows() -> list[int]:
 
 
 def _latency_windows() -> dict[str, tuple[int, int]]:
-    return {"critical": (CONFIG.latency_page_long_minutes, CONFIG.min_window_minutes),
-            "warning": (CONFIG.latency_ticket_long_minutes, CONFIG.short_minutes(CONFIG.latency_ticket_short_minutes))}
+    return {"critical": _pair(CONFIG.latency_page_long_minutes, CONFIG.min_window_minutes),
+            "warning": _pair(CONFIG.latency_ticket_long_minutes, CONFIG.latency_ticket_short_minutes)}
+
+
+def feedback_windows() -> tuple[int, int]:
+    return _pair(CONFIG.feedback_long_minutes, CONFIG.min_window_minutes)
 
 
 def traffic_window() -> int:
@@ -122,11 +134,11 @@ def live_recording() -> list[dict[str, Any]]:
     for window in sorted({w for pair in _latency_windows().values() for w in pair}):
         rules.append({"record": latency_mean(window),
                       "expr": f"{_over(STAGE_TIME, window)}\n/\n{_over(REQUESTS, window)}\n"})
-    for window in sorted({CONFIG.feedback_long_minutes, CONFIG.min_window_minutes}):
+    for window in sorted(set(feedback_windows())):
         rules.append({"record": feedback_ratio(window),
                       "expr": f"1 - (\n  {_over(POSITIVE, window)}\n  /\n  {_over(FEEDBACK, window)}\n)\n"})
-    rules.append({"record": f"deployment:rag_feedback:increase{_w(CONFIG.feedback_long_minutes)}",
-                  "expr": _over(FEEDBACK, CONFIG.feedback_long_minutes)})
+    rules.append({"record": f"deployment:rag_feedback:increase{_w(feedback_windows()[0])}",
+                  "expr": _over(FEEDBACK, feedback_windows()[0])})
     # Traffic against the same window a week (and a day) earlier. Recorded series exist only where
     # this rule ran on live scrapes, never over backfilled days (flat within the day), so the
     # comparison is absent, and quiet, until a week of live scrapes is there.
@@ -197,7 +209,8 @@ def _latency_alert(severity: str) -> dict[str, Any]:
             f"{requests_increase(long)} >= {CONFIG.latency_min_requests}\n")
     return alert(
         "RagComponentLatencyHigh", expr, CONFIG.for_page if severity == "critical" else CONFIG.for_ticket, severity,
-        "A pipeline component is much slower than its baseline, now.",
+        "A pipeline component is much slower than its baseline, now." if severity == "critical"
+        else "A pipeline component has been slower than its baseline for hours.",
         f"Mean latency of component {{{{ $labels.component }}}} over the last {_w(long)} was "
         f"{{{{ $value | humanizeDuration }}}}, more than {factor:g} times its 30-day baseline mean (and so was the "
         f"last {_w(short)}, with at least {CONFIG.latency_min_requests} requests).",
@@ -215,7 +228,7 @@ def live_alerts() -> list[dict[str, Any]]:
     """Feedback and traffic over windows, not over the day so far, so an incident at 20:00 is not
     diluted by the hours before it. Traffic is compared with the same window of the week before,
     so a quiet night or an ordinary weekend is not a drop."""
-    long, short = CONFIG.feedback_long_minutes, CONFIG.min_window_minutes
+    long, short = feedback_windows()
     ratio = CONFIG.feedback_negative_ratio
     total = f'component="{CONFIG.traffic_component}"'
     window = _w(traffic_window())
@@ -229,9 +242,14 @@ def live_alerts() -> list[dict[str, Any]]:
               f"{CONFIG.feedback_min_events} feedback events).", "rag-feedback"),
         alert("RagTrafficDrop",
               f"{traffic_ratio('1w')}{{{total}}} < {number(CONFIG.traffic_drop_ratio)}\nand\n"
-              f"{requests_increase(traffic_window())}{{{total}}} offset 1w >= {CONFIG.traffic_min_requests}\n",
+              f"{requests_increase(traffic_window())}{{{total}}} offset 1w >= {CONFIG.traffic_min_requests}\n"
+              # Requests that stop growing while the ETL writes are a drop; while it is late, a pause.
+              f"and on ({', '.join(('job', *CONFIG.deployment_labels))})\n"
+              f"time() - {one(selector('rag_table_updated_timestamp_seconds', _LATENCY_TABLE))}\n"
+              f"  < {2 * CONFIG.etl_cadence_minutes * 60}\n",
               CONFIG.for_traffic, "critical", "The RAG service is receiving far fewer requests than a week ago.",
               f"The service answered {{{{ $value | humanizePercentage }}}} of the requests of the same {window} a week "
               f"ago (threshold {percent(CONFIG.traffic_drop_ratio)}, when that window had at least "
-              f"{CONFIG.traffic_min_requests} requests).", "rag-overview"),
+              f"{CONFIG.traffic_min_requests} requests, and the ETL wrote latency_metrics in the last "
+              f"{duration(2 * CONFIG.etl_cadence_minutes)}).", "rag-overview"),
     ]

@@ -114,7 +114,8 @@ def test_a_taken_port_is_one_line_naming_the_option(tmp_path):
 
 def test_concurrent_notifications_print_one_line_per_alert(capsys):
     """The sink's threads print at once; no two alerts may share a line (seen in the demo once)."""
-    payload = {"alerts": [{"status": "firing", "labels": {"alertname": "RagErrorRateHigh", "severity": "warning",
+    payload = {"alerts": [{"status": "firing", "labels": {"alertname": "RagComponentErrorBudgetBurn",
+                                                          "severity": "warning",
                                                           "component": name}, "annotations": {"summary": "s"}}
                           for name in ("total", "search")]}
     threads = [threading.Thread(target=lambda: [print_notification("ticket", payload) for _ in range(200)])
@@ -125,7 +126,7 @@ def test_concurrent_notifications_print_one_line_per_alert(capsys):
         thread.join()
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 8 * 200 * 2
-    pattern = re.compile(r"  \[ticket\] FIRING   RagErrorRateHigh warning (total|search): s")
+    pattern = re.compile(r"  \[ticket\] FIRING   RagComponentErrorBudgetBurn warning (total|search): s")
     assert all(pattern.fullmatch(line) for line in lines), [line for line in lines if not pattern.fullmatch(line)][:3]
 
 

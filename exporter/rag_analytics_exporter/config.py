@@ -212,7 +212,7 @@ class Config:
     lookback_days: int = 30
     min_baseline_days: int = 7
     min_relative_spread: float = 0.01
-    baseline: str = "robust"
+    baseline: str = "plain"
     slo_period_days: int = 30
     max_components: int = 20
     max_models: int = 20
