@@ -165,7 +165,7 @@ def stacks(pg_server, tmp_path_factory):
     history each, and the Prometheus servers (with the rules) described above."""
     folder = tmp_path_factory.mktemp("dash")
     today = datetime.now(timezone.utc).date()
-    rules = write_scaled_rules(folder / "rules", factor=300)
+    rules = write_scaled_rules(folder / "rules", factor=300, windows=False)
     with contextlib.ExitStack() as stack:
         instances, histories, static_configs = {}, {}, []
         for name, labels in DEPLOYMENTS.items():

@@ -40,7 +40,7 @@ def test_alerts_reach_the_webhook_and_resolve(tmp_path):
         started.append(exporter)
         alertmanager = Alertmanager(tmp_path / "am", sink.url)
         started.append(alertmanager)
-        rules = write_scaled_rules(tmp_path / "rules", factor=300)
+        rules = write_scaled_rules(tmp_path / "rules", factor=300, windows=False)
         prometheus = Prometheus(tmp_path / "prom", f"127.0.0.1:{exporter.port}", rules, alertmanager.address)
         started.append(prometheus)
 

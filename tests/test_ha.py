@@ -78,7 +78,7 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
         running += alertmanagers
         wait_for("the two Alertmanagers to form one cluster",
                  lambda: all(len(am.status()["cluster"].get("peers") or []) == 2 for am in alertmanagers), 30)
-        rules = write_scaled_rules(tmp_path / "rules", factor=300)
+        rules = write_scaled_rules(tmp_path / "rules", factor=300, windows=False)
         targets = [[f"127.0.0.1:{e.port}" for e in exporters[name]] for name in ("A", "B")]
         store = VictoriaMetrics(tmp_path / "vm", extra_args=["-dedup.minScrapeInterval=1s"])
         running.append(store)

@@ -67,7 +67,7 @@ def stores(pg_server, tmp_path_factory):
         stack.callback(store.stop)
         store.import_openmetrics(history)
         shutil.copytree(blocks, folder / "prom" / "data")
-        rules = write_scaled_rules(folder / "rules", factor=300)
+        rules = write_scaled_rules(folder / "rules", factor=300, windows=False)
         prometheus = Prometheus(folder / "prom", config=committed_ha_config(
             REPO / "deploy" / "ha" / "prometheus-a.yml", rules, store.write_url,
             static_configs=[{"targets": [instance], "labels": LABELS}]),
@@ -122,7 +122,7 @@ def test_vmalert_fires_the_rules_from_victoriametrics_into_alertmanager(stores, 
         stack.callback(sink.close)
         alertmanager = Alertmanager(tmp_path / "am", sink.url)
         stack.callback(alertmanager.stop)
-        rules = write_scaled_rules(tmp_path / "rules", factor=300)
+        rules = write_scaled_rules(tmp_path / "rules", factor=300, windows=False)
         vmalert = Process([require_binary("vmalert"), *(f"-rule={rule}" for rule in rules),
                            f"-datasource.url=http://{store.address}", f"-remoteWrite.url=http://{store.address}",
                            f"-notifier.url=http://{alertmanager.address}", "-evaluationInterval=1s",

@@ -89,6 +89,13 @@ def test_for_group_interval_and_labels():
     assert record == {"record": "r:x:increase1h", "expr": "increase(x[2m])"}
 
 
+def test_waiting_only_leaves_the_expressions_as_committed():
+    document = {"groups": [{"name": "g", "interval": "1m", "rules": [
+        {"alert": "A", "expr": "increase(x[1h] offset 1w) > 0", "for": "15m"}]}]}
+    (alert,) = scaled_rules(document, 30, TWO_MINUTES, windows=False)["groups"][0]["rules"]
+    assert (alert["for"], alert["expr"]) == ("30s", "increase(x[1h] offset 1w) > 0")
+
+
 def test_the_committed_rules_scale_and_promtool_accepts_them(tmp_path, promtool):
     sources = sorted((REPO / "alerting" / "rules").glob("*.yml"))
     written = write_scaled_rules(sources, tmp_path, 30, TWO_MINUTES)

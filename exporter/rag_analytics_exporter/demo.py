@@ -250,12 +250,13 @@ def prometheus_config(exporter_targets: str | list[dict[str, Any]], alertmanager
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def write_scaled_rules(destination: Path, factor: float, calendar_offset: timedelta = CALENDAR_OFFSET
-                       ) -> list[Path]:
+def write_scaled_rules(destination: Path, factor: float, calendar_offset: timedelta = CALENDAR_OFFSET,
+                       windows: bool = True) -> list[Path]:
     """Copies of alerting/rules with every window and `for:` divided by factor, `offset 1w` and `offset 1d`
-    replaced by calendar_offset (timescale.scaled_rules); returns the files. Labels and annotations are kept."""
+    replaced by calendar_offset (timescale.scaled_rules); returns the files. Labels and annotations are kept.
+    windows=False divides the waiting only, for stacks that read the committed windows over static data."""
     sources = sorted((REPO_ROOT / "alerting" / "rules").glob("*.yml"))
-    return write_scaled_rule_files(sources, destination, factor, calendar_offset)
+    return write_scaled_rule_files(sources, destination, factor, calendar_offset, windows)
 
 
 def alertmanager_config(webhook_base: str, fast: bool, factor: float = 1.0) -> str:

@@ -133,9 +133,11 @@ def _check(original: str, result: str, rewrite: Callable[[str, timedelta], timed
                            f"the intended {intended}")
 
 
-def scaled_rules(document: dict[str, Any], factor: float, calendar_offset: timedelta) -> dict[str, Any]:
+def scaled_rules(document: dict[str, Any], factor: float, calendar_offset: timedelta, windows: bool = True
+                 ) -> dict[str, Any]:
     """A rule file (parsed YAML) with every window and `for:` divided by factor and the calendar offsets
-    (`offset 1w`, `offset 1d`) replaced by calendar_offset. Labels and annotations are kept."""
+    (`offset 1w`, `offset 1d`) replaced by calendar_offset. Labels and annotations are kept. windows=False
+    scales the waiting only (`for:`, group intervals), leaving the expressions as committed."""
 
     def rewrite(kind: str, value: timedelta) -> timedelta:
         if kind == "offset" and value in CALENDAR_OFFSETS:
@@ -146,20 +148,21 @@ def scaled_rules(document: dict[str, Any], factor: float, calendar_offset: timed
         if "interval" in group:
             group["interval"] = format_duration(divided(parse_duration(group["interval"]), factor))
         for rule in group["rules"]:
-            rule["expr"] = rewrite_durations(str(rule["expr"]), rewrite)
+            if windows:
+                rule["expr"] = rewrite_durations(str(rule["expr"]), rewrite)
             for key in ("for", "keep_firing_for"):
                 if key in rule:
                     rule[key] = format_duration(divided(parse_duration(rule[key]), factor))
     return document
 
 
-def write_scaled_rules(sources: list[Path], destination: Path, factor: float, calendar_offset: timedelta
-                       ) -> list[Path]:
+def write_scaled_rules(sources: list[Path], destination: Path, factor: float, calendar_offset: timedelta,
+                       windows: bool = True) -> list[Path]:
     """Copies of the rule files in destination, scaled (scaled_rules); returns the written files."""
     destination.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sources:
-        document = scaled_rules(yaml.safe_load(source.read_text()), factor, calendar_offset)
+        document = scaled_rules(yaml.safe_load(source.read_text()), factor, calendar_offset, windows)
         target = destination / source.name
         target.write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
         written.append(target)
