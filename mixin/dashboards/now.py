@@ -19,6 +19,7 @@ from .common import (
     SLO_WINDOW,
     WEEK_AGO,
     about,
+    hourly,
     legend,
     link,
     m,
@@ -107,7 +108,9 @@ def latency_row(d: Any, selected: str) -> Any:
     """Per component: windowed mean against its page bound, error ratio, burn rates and budget left."""
     window = duration(SHORT)
     factor = CONFIG.latency_page_factor
-    baseline = f"max without (instance, pod) ({m('rag_component_latency_baseline_mean_seconds', selected)})"
+    # The baseline is an exporter gauge with backfilled history (one sample an hour), so over time it is
+    # read as the day views read it.
+    baseline = hourly("rag_component_latency_baseline_mean_seconds", selected)
     d = d.with_row(db.Row(f"Now (last {window})"))
     lines = [(f * BUDGET, colour) for f, colour in zip(PAGE_FACTORS, ("red", "orange"), strict=False)]
     for panel in (
