@@ -47,10 +47,8 @@ class Running:
         requests its headers and users. Connections already open keep the TLS they shook hands with."""
         auth = BasicAuth(web.users)  # hashes a dummy password: slow on purpose, so not on the loop
 
-        def swap() -> None:
-            self.server.tls, self.server.headers, self.server.auth = web.tls, dict(web.headers), auth
-
-        self.server.loop.call_soon_threadsafe(swap)
+        self.server.loop.call_soon_threadsafe(lambda: self.server.reconfigure(
+            tls=web.tls, headers=web.headers, authorize=auth.check if auth.enabled else None))
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
         """Stop serving (scrapes in flight finish), cancel a refresh in flight, close the connection.

@@ -75,6 +75,12 @@ class HttpServer:
         # bcrypt takes tens of milliseconds on purpose: never on the loop.
         self._auth_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auth")
 
+    def reconfigure(self, *, tls: ssl.SSLContext | None, headers: Mapping[str, str],
+                    authorize: Authorizer | None) -> None:
+        """Serve what comes next with this TLS context (connections accepted from now on), these headers
+        and this authorization. Call it on the loop's thread (loop.call_soon_threadsafe)."""
+        self._tls, self._headers, self._authorize = tls, dict(headers), authorize
+
     def serve_forever(self) -> None:
         """Run the event loop until stop(); call from the thread that will serve."""
         asyncio.set_event_loop(self.loop)
