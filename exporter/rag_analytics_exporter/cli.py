@@ -409,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the rag-analytics-exporter command."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.log_level)
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func
+    return command(args)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
             raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
+        return str(value)
 
     return parse
 

@@ -268,7 +268,7 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
 
 def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, Any]) -> TableRead:
     cur.execute(_FRESHNESS_SQL.format(table=table), params)
-    newest_date, updated_at, previous_day_updated_at = cur.fetchone()
+    [(newest_date, updated_at, previous_day_updated_at)] = cur.fetchall()  # an aggregate: one row
     # The last column says whether the row's updated_at is in the future: such rows are counted, not used.
     future = "COALESCE(updated_at > %(horizon)s, false)"
     if table in _WINDOW_QUERIES:
@@ -295,7 +295,7 @@ def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, A
 
 def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int, params: dict[str, Any]) -> ChunkRead:
     cur.execute("SELECT max(updated_at) FROM chunk_retrieval_stats WHERE updated_at <= %(horizon)s", params)
-    (updated_at,) = cur.fetchone()
+    [(updated_at,)] = cur.fetchall()
     cur.execute(_CHUNK_BUCKETS_SQL, params)
     buckets = tuple(
         (int(bucket), int(chunks), float(retrievals or 0), float(citations or 0))
@@ -360,9 +360,9 @@ def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, u
         rows: list[tuple[Any, ...]] = []
         for row in cur:
             if row[0] != day and rows:
-                yield day, rows  # type: ignore[misc]
+                yield rows[0][0], rows
                 rows = []
             day = row[0]
             rows.append(row)
         if rows:
-            yield day, rows  # type: ignore[misc]
+            yield rows[0][0], rows
