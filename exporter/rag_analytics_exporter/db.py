@@ -218,7 +218,7 @@ class Database:
                     chunks = _guarded(cur, "chunk_retrieval_stats", lambda: _read_chunks(cur, top_chunks, params))
             conn.rollback()  # read-only: nothing to commit; ends the snapshot promptly
             return tables, chunks
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (re-raised as DatabaseUnavailable)
             # Whatever broke outside a table's savepoint (connect, session set-up, the connection
             # dropping mid-read) leaves nothing trustworthy: start afresh. Closing ends the transaction.
             self.close()
