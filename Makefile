@@ -1,11 +1,31 @@
 # Front-door commands are ./scripts/demo and ./scripts/test; these are the same plus the benchmark.
-.PHONY: demo test benchmark flood bench-dashboards generate
+.PHONY: demo test benchmark flood bench-dashboards generate lint types check test-fast
 
 demo:
 	./scripts/demo
 
 test:
 	./scripts/test
+
+# Quick checks while working (./scripts/setup first). ./scripts/test runs all of them too:
+# tests/test_lint.py, tests/test_types.py and tests/test_drift.py are part of the suite.
+# ruff's formatter is not used: the code keeps its own aligned continuation lines.
+lint:
+	.venv/bin/ruff check .
+
+# mypy over exporter/ and mixin/ with the settings in pyproject.toml's [tool.mypy].
+types:
+	.venv/bin/python -m mypy
+
+# Lint, types, and the generated rules, dashboards and Kubernetes objects against mixin/.
+check: lint types
+	.venv/bin/python -m mixin --check
+
+# The tests marked `unit`: no PostgreSQL, promtool, Prometheus or other binary (tests/conftest.py
+# fails a unit test that reaches for one). Arguments: make test-fast PYTEST_ARGS="-k config"
+test-fast:
+	@basetemp=$$(mktemp -d "$${TMPDIR:-/tmp}/rag-fast.XXXXXX"); trap 'rm -rf "$$basetemp"' EXIT; \
+	.venv/bin/python -m pytest -m unit -q --basetemp="$$basetemp" $(PYTEST_ARGS)
 
 # The benchmark (not a test): peers installed here, then bench/run.py prints the figures.
 # Arguments: make benchmark BENCH_ARGS="--chunks 100000 --sweep ''"

@@ -108,6 +108,9 @@ def query(dsn: str, sql: str, params: object = None) -> list[tuple]:
 
 def require_binary(name: str, hint: str | None = None) -> str:
     """The path of a binary the test needs, or a failure saying how to install it (never a skip)."""
+    if _unit_test_running:
+        pytest.fail(f"a test marked unit needs {name}: unit tests (make test-fast) run no external binary; "
+                    "drop the unit marker")
     path = shutil.which(name)
     if path is None:
         pytest.fail(f"{name} is not installed: " + (hint or "run ./scripts/test, which installs Debian's prometheus "
@@ -137,3 +140,20 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+
+
+# `make test-fast` runs the tests marked unit (`-m unit`). Whatever starts an external binary
+# (PostgreSQL through these fixtures, anything through require_binary) fails a unit test in every
+# run, so a slow test cannot slip into the fast set; an unmarked new test stays out of it.
+_BINARY_FIXTURES = {"pg_server", "promtool"}
+_unit_test_running = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _unit_test_running
+    _unit_test_running = item.get_closest_marker("unit") is not None
+    needs = _BINARY_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if _unit_test_running and needs:
+        pytest.fail(f"a test marked unit uses {', '.join(sorted(needs))}: unit tests (make test-fast) run no "
+                    "external binary; drop the unit marker", pytrace=False)

@@ -37,6 +37,7 @@ def test_promtool_unit_tests_pass(promtool):
     assert result.stdout.count("SUCCESS") == len(tests)
 
 
+@pytest.mark.unit
 def test_every_rules_file_has_a_test_file_that_loads_it():
     for path in RULE_FILES:
         test_file = ALERTING / "tests" / f"{path.stem}_test.yml"
@@ -44,6 +45,7 @@ def test_every_rules_file_has_a_test_file_that_loads_it():
         assert f"../rules/{path.name}" in yaml.safe_load(test_file.read_text())["rule_files"]
 
 
+@pytest.mark.unit
 def test_every_alert_is_tested_on_both_sides():
     """Each alert appears in a test with exp_alerts: [] (does not fire) and with alerts (fires)."""
     fired, quiet = set(), set()
@@ -56,6 +58,7 @@ def test_every_alert_is_tested_on_both_sides():
     assert names <= quiet, f"never seen quiet: {names - quiet}"
 
 
+@pytest.mark.unit
 def test_alert_conventions():
     anchors = set(re.findall(r"^## (Rag\w+)", RUNBOOKS.read_text(), flags=re.M))
     for rule in alert_rules():
@@ -69,6 +72,7 @@ def test_alert_conventions():
         assert name in anchors, f"{name} has no section in docs/runbooks.md"
 
 
+@pytest.mark.unit
 def test_every_number_comes_from_the_mixin_config(monkeypatch):
     """Changing a number in mixin/config.py changes the expression and the description alike."""
     import dataclasses
@@ -128,6 +132,7 @@ def test_routing_check_can_fail(amtool):
     assert route(amtool, "pager", {"alertname": "X", "severity": "warning"}).returncode != 0
 
 
+@pytest.mark.unit
 def test_alertmanager_keeps_deployments_apart():
     """Grouping and every inhibition name the deployment labels: one deployment's alerts are never merged
     into another's notification, nor silence another's."""
@@ -139,6 +144,7 @@ def test_alertmanager_keeps_deployments_apart():
         assert not set(CONFIG.replica_labels) & set(rule["equal"]), f"a deployment-wide alert names no replica: {rule}"
 
 
+@pytest.mark.unit
 def test_rules_are_what_the_mixin_generates():
     result = subprocess.run([sys.executable, "-m", "mixin", "--check"], capture_output=True, text=True, timeout=120,
                             cwd=REPO)

@@ -12,6 +12,8 @@ from scipy.stats import truncnorm
 
 from rag_analytics_exporter.anomaly import score_day, weekday_factors, zscore
 
+pytestmark = pytest.mark.unit
+
 
 def test_normal_case_matches_hand_computation():
     # baseline 10, 12, 14: mean 12, sample variance ((4 + 0 + 4) / 2) = 4, sd 2; (20 - 12) / 2 = 4

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import tomllib
 import yaml
 
 from conftest import REPO
 from mixin.config import CONFIG
 from rag_analytics_exporter.config import from_mapping
+
+pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

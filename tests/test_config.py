@@ -17,6 +17,8 @@ from conftest import any_text
 from rag_analytics_exporter import config
 from rag_analytics_exporter.config import ConfigError, from_mapping, load, parse_duration, resolve_password
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -16,6 +16,8 @@ from mixin.config import CONFIG
 from mixin.dashboards.common import LEGEND_CALCS, SOURCES, UIDS, VALUE_UNITS, WHEN
 from panels import DASHBOARDS, panels
 
+pytestmark = pytest.mark.unit
+
 Dashboards = dict[str, dict]
 # Grafana's own data link variables (docs: configure data links, data link variables).
 LINK_BUILTINS = re.compile(r"__url_time_range|__field\.labels\.\w+|__value\.(raw|text|numeric)|__data\.fields\.\w+")

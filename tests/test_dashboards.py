@@ -48,12 +48,14 @@ def targets() -> list[tuple[str, dict, dict]]:
             for target in panel.get("targets", [])]
 
 
+@pytest.mark.unit
 def test_committed_json_is_what_the_generator_makes():
     result = subprocess.run([sys.executable, "-m", "mixin", "--check"], capture_output=True, text=True, timeout=120,
                             cwd=REPO)
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.unit
 def test_dashboards_load_with_unique_stable_uids():
     assert len(DASHBOARDS) == 7
     uids = [d["uid"] for d in DASHBOARDS.values()]
@@ -66,6 +68,7 @@ def test_dashboards_load_with_unique_stable_uids():
         assert len({p["id"] for p in d["panels"]}) == len(d["panels"]), f"{name}: panel ids repeat"
 
 
+@pytest.mark.unit
 def test_every_datasource_reference_is_the_variable_whose_default_is_provisioned():
     """Imported into a Grafana whose Prometheus has another uid, the dashboards follow the variable: no panel,
     query or variable pins a uid, and the provisioned one appears only as the variable's default."""
@@ -79,6 +82,7 @@ def test_every_datasource_reference_is_the_variable_whose_default_is_provisioned
         assert json.dumps(d).count(f'"{CONFIG.datasource_uid}"') == 1, f"{name} pins {CONFIG.datasource_uid}"
 
 
+@pytest.mark.unit
 def test_every_query_is_scoped_to_the_selected_deployments():
     """Every query names our job and every deployment variable, and de-duplicates exporter replicas: with
     max without the replica labels or max by the deployment labels (never a sum), or by reading series that
@@ -98,6 +102,7 @@ def test_every_query_is_scoped_to_the_selected_deployments():
                     f"{name} / {panel['title']}: exporter replicas are not de-duplicated: {expr}"
 
 
+@pytest.mark.unit
 def test_every_variable_used_is_defined():
     for name, d in DASHBOARDS.items():
         defined = {v["name"] for v in d["templating"]["list"]} | BUILTIN_VARIABLES
@@ -107,12 +112,14 @@ def test_every_variable_used_is_defined():
         assert used <= defined, f"{name}: undefined variables {used - defined}"
 
 
+@pytest.mark.unit
 def test_every_panel_has_a_unit():
     for name, d in DASHBOARDS.items():
         for panel in panels(d):
             assert panel["fieldConfig"]["defaults"].get("unit"), f"{name}: panel {panel['title']!r} has no unit"
 
 
+@pytest.mark.unit
 def test_alert_dashboard_links_point_at_dashboards():
     uids = {d["uid"] for d in DASHBOARDS.values()}
     for path in (REPO / "alerting" / "rules").glob("*.yml"):
@@ -123,6 +130,7 @@ def test_alert_dashboard_links_point_at_dashboards():
                     assert uid in uids, f"{rule['alert']} links to unknown dashboard {uid}"
 
 
+@pytest.mark.unit
 def test_old_page_mapping_names_real_panels():
     """docs/dashboards.md maps every element of the old page to a dashboard and panel that exist."""
     titles = {(d["title"], p["title"]) for d in DASHBOARDS.values() for p in panels(d)}
@@ -280,6 +288,7 @@ def test_an_unlabelled_exporter_shows_as_one_deployment(stacks):
     assert not problems, "panels that differ without deployment labels:\n" + "\n".join(problems[:20])
 
 
+@pytest.mark.unit
 def test_provisioning_comments_name_files_that_exist():
     """The provisioning files tell a reader where the dashboards come from; every file they name is there
     (they named grafana/generate.py long after it was gone)."""

@@ -6,7 +6,11 @@ import argparse
 import subprocess
 import sys
 
+import pytest
+
 from rag_analytics_exporter.cli import build_parser
+
+pytestmark = pytest.mark.unit
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

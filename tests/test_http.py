@@ -18,6 +18,8 @@ from rag_analytics_exporter.http.server import serve_in_thread
 from rag_analytics_exporter.routes import metrics_server
 from rag_analytics_exporter.snapshot import empty_snapshot
 
+pytestmark = pytest.mark.unit
+
 
 class Client:
     """A raw socket that reads responses one at a time by Content-Length, leaving what follows."""

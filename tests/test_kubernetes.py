@@ -89,6 +89,7 @@ def of_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [doc for doc in documents if doc["kind"] == kind]
 
 
+@pytest.mark.unit
 def test_generated_files_equal_what_the_generator_writes():
     files = outputs()
     for path in (KUBERNETES / "base" / "prometheusrule.yaml", KUBERNETES / "base" / "dashboards.yaml"):
@@ -198,6 +199,7 @@ def test_promtool_fails_on_a_broken_expression(rendered, tmp_path, promtool):
     assert check_rules(rule, tmp_path, promtool).returncode != 0
 
 
+@pytest.mark.unit
 def test_the_mixin_check_covers_the_kubernetes_objects():
     """`python -m mixin --check` once returned before the Kubernetes step, so only this file's tests saw drift."""
     files = outputs()
@@ -206,6 +208,7 @@ def test_the_mixin_check_covers_the_kubernetes_objects():
         assert out_of_date(files | {path: files[path] + "# edited\n"}) == [path]
 
 
+@pytest.mark.unit
 def test_the_drift_check_fails_when_a_source_changes():
     rules = {path.name: path.read_text() for path in (REPO / "alerting" / "rules").glob("*.yml")}
     assert prometheus_rule(rules) == (KUBERNETES / "base" / "prometheusrule.yaml").read_text()

@@ -9,12 +9,15 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from conftest import execute
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database
 from rag_analytics_exporter.refresh import Refresher
 
 
+@pytest.mark.unit
 def test_log_timestamps_are_utc_rfc3339_whatever_the_local_zone():
     program = ("from rag_analytics_exporter import cli; cli._configure_logging('info'); import logging; "
                "logging.getLogger('rag_analytics_exporter').info('hello')")

@@ -169,6 +169,7 @@ def test_a_new_snapshot_is_rendered_by_the_refresh_not_by_a_scrape(dsn):
         assert exposition._cache[0] is refresher.snapshot, "rendered in the refresh thread, before any scrape"
 
 
+@pytest.mark.unit
 def test_listening_on_all_ipv6_addresses_serves_ipv4_too():
     """web.listen_address [::]:PORT takes both families, as http.server did on Linux."""
     from rag_analytics_exporter.exposition import Exposition

@@ -6,6 +6,7 @@ import os
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from prometheus_client.exposition import generate_latest
 
 from rag_analytics_exporter.collectors import build_registry
@@ -21,6 +22,8 @@ from rag_analytics_exporter.snapshot import (
     frozen_mapping,
     rank_labels,
 )
+
+pytestmark = pytest.mark.unit
 
 GOLDEN = Path(__file__).parent / "golden" / "exposition.txt"
 TODAY = date(2026, 3, 31)

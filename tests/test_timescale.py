@@ -41,6 +41,7 @@ def demo(kind: str, value: timedelta) -> timedelta:
     ("x[1h30m]", "x[3m]"),
     ("rate(x[5m] @ start() offset 1d)", "rate(x[10s] @ start() offset 2m)"),
 ])
+@pytest.mark.unit
 def test_windows_and_offsets_are_scaled(expr, expected):
     assert rewrite_durations(expr, demo) == expected
 
@@ -56,12 +57,14 @@ def test_windows_and_offsets_are_scaled(expr, expected):
     # Numbers that look like durations only where PromQL has no duration.
     "sum(increase(x[1h])) > 5 and on() vector(1)",
 ])
+@pytest.mark.unit
 def test_nothing_but_the_durations_changes(expr):
     result = rewrite_durations(expr, demo)
     # Every character outside the rewritten range stays as it was: put the old duration back.
     assert result.replace("[2m]", "[1h]").replace("[2m:10s]", "[1h:5m]") == expr
 
 
+@pytest.mark.unit
 def test_a_scaling_that_goes_wrong_is_an_error_not_a_rule():
     with pytest.raises(ScalingError, match="not a Prometheus duration"):
         parse_duration("5 minutes")
@@ -69,11 +72,13 @@ def test_a_scaling_that_goes_wrong_is_an_error_not_a_rule():
         rewrite_durations("sum(increase(x[1h])", demo)
 
 
+@pytest.mark.unit
 def test_durations_never_reach_zero_and_keep_their_sign():
     assert divided(timedelta(seconds=10), 30) == timedelta(seconds=1)
     assert divided(timedelta(hours=-1), 30) == timedelta(minutes=-2)
 
 
+@pytest.mark.unit
 def test_for_group_interval_and_labels():
     document = {"groups": [{"name": "g", "interval": "1m", "rules": [
         {"alert": "A", "expr": "increase(x[1h]) > 0", "for": "15m", "keep_firing_for": "5m",
@@ -89,6 +94,7 @@ def test_for_group_interval_and_labels():
     assert record == {"record": "r:x:increase1h", "expr": "increase(x[2m])"}
 
 
+@pytest.mark.unit
 def test_waiting_only_leaves_the_expressions_as_committed():
     document = {"groups": [{"name": "g", "interval": "1m", "rules": [
         {"alert": "A", "expr": "increase(x[1h] offset 1w) > 0", "for": "15m"}]}]}

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from conftest import any_text
 from rag_analytics_exporter.validate import MAX_LABEL_CHARS, Rejected, clean_label, validate_row, validate_rows
 
+pytestmark = pytest.mark.unit
+
 TODAY = date(2026, 3, 31)
 LATENCY = ("date", "component", "request_count", "error_count", "avg_time_ms", "p50_time_ms", "p90_time_ms",
            "p95_time_ms", "p99_time_ms")
