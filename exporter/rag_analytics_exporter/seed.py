@@ -10,6 +10,7 @@ import numpy as np
 import psycopg2
 import psycopg2.extensions
 
+from . import tables
 from .db import TABLES
 
 COMPONENTS = {  # mean stage time in ms and the log-normal spread of one request's time
@@ -205,15 +206,5 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
     return {table: len(table_rows) for table, table_rows in rows.items()} | {"chunk_retrieval_stats": scale.chunks}
 
 
-COPY_COLUMNS = {
-    "latency_metrics": ("date", "component", "request_count", "error_count", "avg_time_ms", "p50_time_ms",
-                        "p90_time_ms", "p95_time_ms", "p99_time_ms", "updated_at"),
-    "token_usage_daily": ("date", "model_name", "request_count", "prompt_tokens", "completion_tokens",
-                          "total_tokens", "estimated_cost_usd", "updated_at"),
-    "citation_daily": ("date", "responses_total", "zero_citations", "one_citation", "two_citations",
-                       "three_plus_citations", "updated_at"),
-    "feedback_daily": ("date", "positive_count", "negative_count", "updated_at"),
-    "feedback_tags_daily": ("date", "tag", "positive_count", "negative_count", "updated_at"),
-    "follow_up_patterns_daily": ("date", "pattern", "frequency", "avg_response_time_ms", "feedback_count",
-                                 "positive_feedback_count", "updated_at"),
-}
+# Every column of each daily table, in the order of generate()'s rows.
+COPY_COLUMNS = {t.name: t.column_names for t in tables.DAILY}
