@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import query
-from rag_analytics_exporter import tables
+from rag_analytics_exporter import builders, tables
+from rag_analytics_exporter.builders import DAILY_BUILDERS
+from rag_analytics_exporter.collectors import anomalies, latency, quality, usage
+from rag_analytics_exporter.snapshot import Snapshot, frozen_mapping
+from test_snapshot import NOW, golden_snapshot
 
 # Every column of a table with the type PostgreSQL reports for it, in the table's order.
 _COLUMNS_SQL = """
@@ -47,3 +51,23 @@ def test_an_undeclared_name_is_never_a_daily_table() -> None:
         with pytest.raises(KeyError):
             tables.daily(name)
     assert tables.daily("latency_metrics") is tables.LATENCY_METRICS
+
+
+@pytest.mark.parametrize("table", tables.ALL, ids=lambda t: t.name)
+def test_each_table_feeds_the_builder_and_collectors_it_declares(table: tables.Table) -> None:
+    built = DAILY_BUILDERS.get(table.name, builders.build_chunks)
+    assert built is getattr(builders, table.builder)
+    golden = golden_snapshot()
+    alone = Snapshot(
+        sections=frozen_mapping({table.name: golden.sections[table.name]}),
+        health=golden.health,
+        refresh_interval=golden.refresh_interval,
+        max_data_age=golden.max_data_age,
+    )
+    view = alone.view(NOW)
+    publishing = {
+        group.__name__.rsplit(".", 1)[-1]
+        for group in (latency, usage, quality, anomalies)
+        if any(family.samples for family in group.collect(alone, view))
+    }
+    assert publishing == set(table.collectors)

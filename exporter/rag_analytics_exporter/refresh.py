@@ -13,10 +13,11 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .builders import DAILY_BUILDERS, build_chunks
 from .config import Config
 from .db import DAILY_TABLES, Database, DatabaseUnavailable, QueryFailed
 from .dberrors import first_line
-from .snapshot import DAILY_BUILDERS, Section, Snapshot, build_chunks, empty_snapshot, frozen_mapping
+from .snapshot import Section, Snapshot, empty_snapshot, frozen_mapping
 
 log = logging.getLogger(__name__)
 
