@@ -20,10 +20,11 @@ import pytest
 import yaml
 
 from conftest import REPO, execute, free_port
+from harness import WebhookSink
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
-from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
+from rag_analytics_exporter.demo import write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Alertmanager, ControlledPostgres, Prometheus, VictoriaMetrics, committed_ha_config, wait_for
 
