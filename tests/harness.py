@@ -20,7 +20,7 @@ from rag_analytics_exporter import demo
 class WebhookSink:
     """A local Alertmanager webhook receiver recording every notification as (receiver path, payload)."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int) -> None:
         self.notifications: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._server = demo.serve_notifications(self._record, host, port)
