@@ -22,9 +22,9 @@ from . import config as config_module
 from .anomaly import BASELINES
 from .app import Running, Signals, start_exporter
 from .config import Config, ConfigError
-from .live import INCIDENTS
 from .logs import log_handler
 from .redact import redact
+from .traffic import INCIDENTS
 from .webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
