@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_the_written_mean_is_the_weighted_mean_of_everything_written_today():
     for i in range(5):
         simulate(day, rng, TUESDAY_NOON + timedelta(minutes=5 * i), 300, None)
         written.append({row[1]: row for row in rows(day, TUESDAY_NOON)["latency_metrics"]})
-    for first, second in zip(written, written[1:], strict=False):
+    for first, second in pairwise(written):
         for component in (*STAGES, "total"):
             assert second[component][2] > first[component][2], "requests grow"
             assert second[component][3] >= first[component][3], "errors never fall"

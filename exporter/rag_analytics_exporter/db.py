@@ -198,7 +198,7 @@ class Database:
                     chunks = _guarded(cur, CHUNK_RETRIEVAL_STATS.name, lambda: _read_chunks(cur, top_chunks, params))
             conn.rollback()  # read-only: nothing to commit; ends the snapshot promptly
             return reads, chunks
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (re-raised as DatabaseUnavailable)
             # Whatever broke outside a table's savepoint (connect, session set-up, the connection
             # dropping mid-read) leaves nothing trustworthy: start afresh. Closing ends the transaction.
             self.close()
@@ -249,7 +249,7 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
 def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, Any]) -> TableRead:
     declared = tables.daily(table)
     cur.execute(_FRESHNESS_SQL[table], params)
-    newest_date, updated_at, previous_day_updated_at = cur.fetchone()
+    [(newest_date, updated_at, previous_day_updated_at)] = cur.fetchall()  # an aggregate: one row
     if declared.read is Read.WINDOW:
         params = params | {"since": min(params["since"], newest_date or params["since"])}
     cur.execute(_ROWS_SQL[table], params | {"newest": newest_date})
@@ -267,7 +267,7 @@ def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, A
 
 def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int, params: dict[str, Any]) -> ChunkRead:
     cur.execute(f"SELECT max(updated_at) FROM {CHUNK_RETRIEVAL_STATS.name} WHERE updated_at <= %(horizon)s", params)
-    (updated_at,) = cur.fetchone()
+    [(updated_at,)] = cur.fetchall()
     cur.execute(_CHUNK_BUCKETS_SQL, params)
     buckets = tuple(
         (int(bucket), int(chunks), float(retrievals or 0), float(citations or 0))
@@ -330,9 +330,9 @@ def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, u
         rows: list[tuple[Any, ...]] = []
         for row in cur:
             if row[0] != day and rows:
-                yield day, rows  # type: ignore[misc]
+                yield rows[0][0], rows
                 rows = []
             day = row[0]
             rows.append(row)
         if rows:
-            yield day, rows  # type: ignore[misc]
+            yield rows[0][0], rows

@@ -273,7 +273,7 @@ def serve_notifications(on_notification: Callable[[str, dict[str, Any]], None], 
     """An Alertmanager webhook receiver serving on a thread: on_notification(receiver path, payload) per POST."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:  # http.server's naming
             payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             on_notification(self.path.strip("/"), payload)
             self.send_response(200)

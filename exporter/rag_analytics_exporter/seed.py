@@ -250,7 +250,8 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
             if not replace:
                 for table in TABLES:
                     cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
-                    if cur.fetchone()[0]:
+                    [(exists,)] = cur.fetchall()
+                    if exists:
                         raise TablesNotEmpty(f"table {table} already holds rows; pass --replace to overwrite them")
             cur.execute(f"TRUNCATE {', '.join(TABLES)}")
             for table, table_rows in rows.items():
