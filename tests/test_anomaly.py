@@ -319,10 +319,14 @@ def test_robust_non_finite_days_are_left_out():
 
 def test_robust_trend_ignores_a_quiet_week_at_the_start_of_the_window():
     # 21 usual days alternating 101 and 99 after 8 quiet days of 30 (28 % of the days). Among
-    # the usual days, as many pairs slope up as down (55 each, 100 flat): Theil-Sen's slope is 0
-    # and the centre the mean of the 21, (11 x 101 + 10 x 99) / 21. Over all 29 days the 168
-    # pairs across the quiet days would tilt the slope upwards and the centre with it.
+    # the usual days, as many pairs slope up as down (55 each, 100 flat): Theil-Sen's slope is 0,
+    # so the quiet days stand out and are left out. The final fit is the least-squares line of
+    # the 21 kept days, at the scored day: its intercept. Over all 29 days the 168 pairs across
+    # the quiet days would tilt the slope upwards and the centre with it.
     series = weekdays_only([101.0, 99.0] * 10 + [101.0] + [30.0] * 8)
     score = score_day(series | {MONDAY: 100.0}, MONDAY, **ROBUST)
-    assert score.center == pytest.approx((11 * 101 + 10 * 99) / 21)
+    kept = {d: v for d, v in series.items() if v != 30.0}
+    line = statistics.linear_regression([float((d - MONDAY).days) for d in kept], list(kept.values()))
+    assert score.center == pytest.approx(line.intercept, rel=1e-12)
+    assert abs(score.center - 100.0) < 0.1
     assert score.outliers == 8
