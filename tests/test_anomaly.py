@@ -371,3 +371,19 @@ def test_robust_per_weekday_only_when_the_f_test_rejects_weekdays_against_weeken
     score = score_day(series | {MONDAY: 100.0}, MONDAY, **(ROBUST | {"lookback_days": 20}))
     assert score.outliers == 0
     assert score.center == pytest.approx(statistics.mean(weekdays), rel=1e-12)
+
+
+def test_level_is_the_usual_day_of_the_week_in_every_mode():
+    # Weekdays 100, weekends 50: a usual day of the week is 600/7 whichever weekday is scored, in
+    # weekday and robust; plain's level is its mean. Live rules compare against it ("a usual
+    # day"), not against the band's centre, which on a Monday is a usual Monday (100).
+    series = weekly(28, 100.0, 50.0)
+    saturday = MONDAY - timedelta(days=2)
+    for mode in ("weekday", "robust"):
+        monday = score_day(series | {MONDAY: 100.0}, MONDAY, **(ROBUST | {"lookback_days": 28, "baseline": mode}))
+        assert (monday.center, monday.level) == (pytest.approx(100.0), pytest.approx(600 / 7)), mode
+        earlier = {d: v for d, v in weekly(28, 100.0, 50.0, before=saturday).items()}
+        sat = score_day(earlier | {saturday: 50.0}, saturday, **(ROBUST | {"lookback_days": 28, "baseline": mode}))
+        assert (sat.center, sat.level) == (pytest.approx(50.0), pytest.approx(600 / 7)), mode
+    plain = score_day(series | {MONDAY: 100.0}, MONDAY, **(ROBUST | {"lookback_days": 28, "baseline": "plain"}))
+    assert plain.level == plain.mean == pytest.approx(statistics.mean(series.values()))

@@ -19,7 +19,9 @@ class Score:
 
     mean and stddev are the baseline's moments (scaled to the scored weekday outside plain);
     center and spread are what the z-score is made of, zscore = (value - center) / spread,
-    the spread floor included; outliers counts the baseline days left out of them.
+    the spread floor included; outliers counts the baseline days left out of them. level is the
+    baseline's usual day of the week, not scaled to the scored weekday (plain: the mean): what
+    a rule comparing today against "a usual day" needs, in every mode.
     """
 
     value: float
@@ -29,6 +31,7 @@ class Score:
     baseline_days: int
     center: float
     spread: float
+    level: float
     outliers: int = 0
 
 
@@ -54,7 +57,7 @@ def zscore(value: float, baseline: np.ndarray | list[float], *, min_days: int,
     else:
         z = 0.0 if value == mean else None
     return Score(value=value, mean=mean, stddev=stddev, zscore=z, baseline_days=int(days.size),
-                 center=mean, spread=spread)
+                 center=mean, spread=spread, level=mean)
 
 
 BASELINES = ("plain", "weekday", "robust")
@@ -95,7 +98,8 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
     is divided by its weekday's factor (weekday_factors), and the z-score is that of the
     adjusted value against the adjusted baseline. The mean and spread returned are scaled back
     by the scored day's factor, so they read as "what this weekday usually is", in the series'
-    units. Without enough days of every weekday it is the plain score.
+    units; level stays the adjusted mean (the factors average 1 over the week: a usual day of
+    the week). Without enough days of every weekday it is the plain score.
     """
     if day not in series:
         return None
@@ -340,4 +344,4 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
         z = 0.0 if scored == center else None
     return Score(value=value, mean=float(adjusted.mean()) * factor_day,
                  stddev=float(adjusted.std(ddof=1)) * factor_day, zscore=z, baseline_days=len(days),
-                 center=center * factor_day, spread=spread * factor_day, outliers=int((~kept).sum()))
+                 center=center * factor_day, spread=spread * factor_day, level=center, outliers=int((~kept).sum()))
