@@ -12,6 +12,8 @@
     rag_component_latency_baseline_center_seconds{component="llm"} 1.2
     # TYPE rag_component_latency_baseline_spread_seconds gauge
     rag_component_latency_baseline_spread_seconds{component="llm"} 0.08
+    # TYPE rag_component_latency_baseline_level_seconds gauge
+    rag_component_latency_baseline_level_seconds{component="llm"} 1.17
     # TYPE rag_component_latency_baseline_outliers gauge
     rag_component_latency_baseline_outliers{component="llm"} 1
     # TYPE rag_model_tokens_zscore gauge
@@ -72,6 +74,9 @@ def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
     spread = GaugeMetricFamily(f"{prefix}_baseline_spread{unit}", source(
         snapshot, f"Width of one z-score unit of the band the {what} is scored against, floor included, "
                   "in the mode in use"), labels=[label])
+    level = GaugeMetricFamily(f"{prefix}_baseline_level{unit}", source(
+        snapshot, f"The baseline's usual day of the week of the {what}, not scaled to the scored weekday "
+                  "(plain: the baseline mean), in the mode in use"), labels=[label])
     outliers = GaugeMetricFamily(f"{prefix}_baseline_outliers", source(
         snapshot, f"Baseline days of the {what} left out as outliers (robust mode; 0 in plain and weekday)"),
         labels=[label])
@@ -84,5 +89,6 @@ def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
         days.add_metric([key], score.baseline_days)
         center.add_metric([key], score.center)
         spread.add_metric([key], score.spread)
+        level.add_metric([key], score.level)
         outliers.add_metric([key], score.outliers)
-    yield from (zscore, mean, stddev, scored, days, center, spread, outliers)
+    yield from (zscore, mean, stddev, scored, days, center, spread, level, outliers)
