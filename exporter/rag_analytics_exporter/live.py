@@ -22,6 +22,7 @@ import numpy as np
 import psycopg2
 import psycopg2.extensions
 
+from . import tables
 from .seed import COMPONENTS, COPY_COLUMNS, REQUESTS_PER_DAY, latency_row
 from .traffic import Day, Incident, Model, Pattern, Stage, simulate
 
@@ -50,9 +51,7 @@ def rows(day: Day, updated: datetime) -> dict[str, list[tuple]]:
 
 
 # One upsert per table: the ETL's write replaces today's row with the new running totals.
-_KEYS = {"latency_metrics": ("date", "component"), "token_usage_daily": ("date", "model_name"),
-         "citation_daily": ("date",), "feedback_daily": ("date",), "feedback_tags_daily": ("date", "tag"),
-         "follow_up_patterns_daily": ("date", "pattern")}
+_KEYS = {t.name: t.key for t in tables.DAILY}
 
 
 def _upsert_sql(table: str) -> str:

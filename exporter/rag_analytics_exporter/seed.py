@@ -96,7 +96,7 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool, anomali
     # same for a seed only as long as that order is (tests/test_seed.py pins them).
     rng = np.random.default_rng(seed)
     labels = _labels(scale)
-    rows: dict[str, list[tuple]] = {t: [] for t in TABLES if t != "chunk_retrieval_stats"}
+    rows: dict[str, list[tuple]] = {t: [] for t in TABLES if t != tables.CHUNK_RETRIEVAL_STATS.name}
     for day in _days(scale.days, at, anomalies, anomalies_today):
         requests = int(REQUESTS_PER_DAY * (0.55 if day.weekend else 1.0) * rng.normal(1.0, 0.05) * day.fraction)
         rows["latency_metrics"] += _latency_rows(rng, day, requests)
@@ -264,7 +264,8 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
             cur.execute("ANALYZE")
     finally:
         conn.close()
-    return {table: len(table_rows) for table, table_rows in rows.items()} | {"chunk_retrieval_stats": scale.chunks}
+    counts = {table: len(table_rows) for table, table_rows in rows.items()}
+    return counts | {tables.CHUNK_RETRIEVAL_STATS.name: scale.chunks}
 
 
 # Every column of each daily table, in the order of generate()'s rows.
