@@ -1,4 +1,4 @@
-"""The package's imports keep one direction (docs/architecture.md): no cycles, and no layer reaching past its own."""
+"""The package keeps its shape (docs/architecture.md): imports in one direction, no cycles, small modules."""
 
 from __future__ import annotations
 
@@ -92,3 +92,9 @@ def test_the_http_server_knows_no_route():
     for module in (m for m in GRAPH if m.startswith(f"{NAME}.http")):
         for forbidden in ("routes", "exposition", "collectors", "snapshot", "config"):
             assert not _reaches(module, f"{NAME}.{forbidden}"), f"{module} imports {forbidden}"
+
+
+def test_no_module_is_over_350_lines():
+    # A module past this size has been doing more than one job every time we looked (issue 22).
+    long = {_module(path): n for path in PACKAGE.rglob("*.py") if (n := len(path.read_text().splitlines())) > 350}
+    assert not long, f"split these by what they hold: {long}"
