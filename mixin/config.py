@@ -74,7 +74,7 @@ class MixinConfig:
 
     # ── Latency objective, per component (latency_metrics.avg_time_ms) ───────────────────────────
     # Percentiles cannot be windowed, so the objective is on the windowed mean: it stays within a
-    # factor of the component's 30-day baseline mean (rag_component_latency_baseline_mean_seconds).
+    # factor of the component's 30-day baseline level (rag_component_latency_baseline_level_seconds).
     latency_page_factor: float = 1.5
     latency_page_long_minutes: int = 30
     latency_ticket_factor: float = 1.2

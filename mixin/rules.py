@@ -54,7 +54,8 @@ def cost() -> list[dict[str, Any]]:
     """The daily budget is an exporter setting (budgets.*), exported as rag_model_cost_budget_usd, so
     it changes without editing PromQL. The runaway alert looks at the last hour, not the day so far,
     so a loop that starts burning tokens at 14:00 pages within about an hour instead of at midnight."""
-    baseline = one(selector("rag_model_tokens_baseline_mean"))
+    # the usual day of the week, in every anomaly.baseline mode (the _mean is a usual Monday outside plain)
+    baseline = one(selector("rag_model_tokens_baseline_level"))
     return [
         alert("RagModelCostBudgetExceeded",
               f"{one(selector('rag_model_cost_usd'))}\n  > {one(selector('rag_model_cost_budget_usd'))}\n",

@@ -203,7 +203,8 @@ def _budget_alert(severity: str) -> dict[str, Any]:
 def _latency_alert(severity: str) -> dict[str, Any]:
     long, short = _latency_windows()[severity]
     factor = CONFIG.latency_page_factor if severity == "critical" else CONFIG.latency_ticket_factor
-    baseline = one(selector("rag_component_latency_baseline_mean_seconds"))
+    # the usual day of the week, in every anomaly.baseline mode (the _mean is a usual Monday outside plain)
+    baseline = one(selector("rag_component_latency_baseline_level_seconds"))
     expr = (f"(\n  {latency_mean(long)}\n    > {number(factor)} * {baseline}\n)\nand\n"
             f"(\n  {latency_mean(short)}\n    > {number(factor)} * {baseline}\n)\nand\n"
             f"{requests_increase(long)} >= {CONFIG.latency_min_requests}\n")

@@ -7,6 +7,7 @@ import statistics
 from datetime import date, timedelta
 
 import pytest
+from scipy.stats import f as f_dist
 from scipy.stats import t as t_dist
 from scipy.stats import truncnorm
 
@@ -321,10 +322,70 @@ def test_robust_non_finite_days_are_left_out():
 
 def test_robust_trend_ignores_a_quiet_week_at_the_start_of_the_window():
     # 21 usual days alternating 101 and 99 after 8 quiet days of 30 (28 % of the days). Among
-    # the usual days, as many pairs slope up as down (55 each, 100 flat): Theil-Sen's slope is 0
-    # and the centre the mean of the 21, (11 x 101 + 10 x 99) / 21. Over all 29 days the 168
-    # pairs across the quiet days would tilt the slope upwards and the centre with it.
+    # the usual days, as many pairs slope up as down (55 each, 100 flat): Theil-Sen's slope is 0,
+    # so the quiet days stand out and are left out. The final fit is the least-squares line of
+    # the 21 kept days, at the scored day: its intercept. Over all 29 days the 168 pairs across
+    # the quiet days would tilt the slope upwards and the centre with it.
     series = weekdays_only([101.0, 99.0] * 10 + [101.0] + [30.0] * 8)
     score = score_day(series | {MONDAY: 100.0}, MONDAY, **ROBUST)
-    assert score.center == pytest.approx((11 * 101 + 10 * 99) / 21)
+    kept = {d: v for d, v in series.items() if v != 30.0}
+    line = statistics.linear_regression([float((d - MONDAY).days) for d in kept], list(kept.values()))
+    assert score.center == pytest.approx(line.intercept, rel=1e-12)
+    assert abs(score.center - 100.0) < 0.1
     assert score.outliers == 8
+
+
+def test_robust_spread_is_the_prediction_interval_of_the_scored_days_group():
+    # 13 days before a Monday: 9 weekdays around 100 and 4 weekend days around 50; under two weeks,
+    # so no cut, no trend, and only weekdays against weekend days. Least squares with a level per
+    # group: the scored Monday's prediction is the weekdays' mean, sigma the residual sd of the
+    # relative residuals (v / its group's mean - 1) with 13 - 2 degrees of freedom, and the
+    # leverage is 1/9 (its level is the mean of 9 days), not 1/13.
+    weekday_values = [100.0, 104.0, 97.0, 101.0, 99.0, 103.0, 96.0, 102.0, 98.0]
+    weekend_values = [50.0, 52.0, 49.0, 51.0]
+    series = weekly(13, 0.0, 0.0)
+    wd, we = iter(weekday_values), iter(weekend_values)
+    series = {d: next(we) if d.weekday() >= 5 else next(wd) for d in sorted(series)}
+    level_wd, level_we = statistics.mean(weekday_values), statistics.mean(weekend_values)
+    relative = [v / level_wd - 1 for v in weekday_values] + [v / level_we - 1 for v in weekend_values]
+    sigma = math.sqrt(sum(r * r for r in relative) / 11)
+    spread = level_wd * sigma * math.sqrt(1 + 1 / 9) * t_dist.isf(0.5 / 365 / 2, 11) / 3
+    score = score_day(series | {MONDAY: 110.0}, MONDAY, **(ROBUST | {"lookback_days": 13}))
+    assert score.outliers == 0
+    assert score.center == pytest.approx(level_wd, rel=1e-12)
+    assert score.spread == pytest.approx(spread, rel=1e-12)
+    assert score.zscore == pytest.approx((110.0 - level_wd) / spread, rel=1e-12)
+
+
+def test_robust_per_weekday_only_when_the_f_test_rejects_weekdays_against_weekend_days():
+    # 20 days (no trend under 21), weekend days 50, weekdays 100 with a small weekday pattern
+    # inside noise: the F statistic of five more levels, hand-computed, keeps two groups at 1 %,
+    # and a Monday's centre is the mean of all weekdays. A real Monday peak (test above) does not.
+    pattern = {0: [101.0, 97.0, 103.0], 1: [100.0, 104.0, 96.0], 2: [98.0, 102.0, 100.0],
+               3: [103.0, 97.0, 99.0], 4: [99.0, 101.0, 102.0]}
+    seen = {w: iter(values) for w, values in pattern.items()}
+    series = {d: v if d.weekday() >= 5 else next(seen[d.weekday()]) for d, v in sorted(weekly(20, 0.0, 50.0).items())}
+    by_weekday = {w: [v for d, v in series.items() if d.weekday() == w] for w in range(5)}
+    weekdays = [v for values in by_weekday.values() for v in values]
+    rss2 = sum((v / statistics.mean(weekdays) - 1) ** 2 for v in weekdays)
+    rss7 = sum((v / statistics.mean(values) - 1) ** 2 for values in by_weekday.values() for v in values)
+    assert f_dist.sf((rss2 - rss7) / 5 / (rss7 / (20 - 7)), 5, 13) > 0.01
+    score = score_day(series | {MONDAY: 100.0}, MONDAY, **(ROBUST | {"lookback_days": 20}))
+    assert score.outliers == 0
+    assert score.center == pytest.approx(statistics.mean(weekdays), rel=1e-12)
+
+
+def test_level_is_the_usual_day_of_the_week_in_every_mode():
+    # Weekdays 100, weekends 50: a usual day of the week is 600/7 whichever weekday is scored, in
+    # weekday and robust; plain's level is its mean. Live rules compare against it ("a usual
+    # day"), not against the band's centre, which on a Monday is a usual Monday (100).
+    series = weekly(28, 100.0, 50.0)
+    saturday = MONDAY - timedelta(days=2)
+    for mode in ("weekday", "robust"):
+        monday = score_day(series | {MONDAY: 100.0}, MONDAY, **(ROBUST | {"lookback_days": 28, "baseline": mode}))
+        assert (monday.center, monday.level) == (pytest.approx(100.0), pytest.approx(600 / 7)), mode
+        earlier = {d: v for d, v in weekly(28, 100.0, 50.0, before=saturday).items()}
+        sat = score_day(earlier | {saturday: 50.0}, saturday, **(ROBUST | {"lookback_days": 28, "baseline": mode}))
+        assert (sat.center, sat.level) == (pytest.approx(50.0), pytest.approx(600 / 7)), mode
+    plain = score_day(series | {MONDAY: 100.0}, MONDAY, **(ROBUST | {"lookback_days": 28, "baseline": "plain"}))
+    assert plain.level == plain.mean == pytest.approx(statistics.mean(series.values()))

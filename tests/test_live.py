@@ -10,18 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import execute, query
-from rag_analytics_exporter.live import (
-    INCIDENTS,
-    STAGES,
-    Day,
-    Incident,
-    LiveWriter,
-    SimulatedClock,
-    rows,
-    simulate,
-    traffic_shape,
-)
+from rag_analytics_exporter.live import LiveWriter, SimulatedClock, rows
 from rag_analytics_exporter.seed import BASE_ERROR_RATIO, COMPONENTS, REQUESTS_PER_DAY, DemoScale, seed
+from rag_analytics_exporter.traffic import INCIDENTS, STAGES, Day, Incident, simulate, traffic_shape
 
 TUESDAY_NOON = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 

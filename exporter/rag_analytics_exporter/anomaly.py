@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
+from scipy.stats import f as f_dist
 from scipy.stats import median_abs_deviation, theilslopes, truncnorm
 from scipy.stats import t as t_dist
 
@@ -18,7 +19,9 @@ class Score:
 
     mean and stddev are the baseline's moments (scaled to the scored weekday outside plain);
     center and spread are what the z-score is made of, zscore = (value - center) / spread,
-    the spread floor included; outliers counts the baseline days left out of them.
+    the spread floor included; outliers counts the baseline days left out of them. level is the
+    baseline's usual day of the week, not scaled to the scored weekday (plain: the mean): what
+    a rule comparing today against "a usual day" needs, in every mode.
     """
 
     value: float
@@ -28,6 +31,7 @@ class Score:
     baseline_days: int
     center: float
     spread: float
+    level: float
     outliers: int = 0
 
 
@@ -53,7 +57,7 @@ def zscore(value: float, baseline: np.ndarray | list[float], *, min_days: int,
     else:
         z = 0.0 if value == mean else None
     return Score(value=value, mean=mean, stddev=stddev, zscore=z, baseline_days=int(days.size),
-                 center=mean, spread=spread)
+                 center=mean, spread=spread, level=mean)
 
 
 BASELINES = ("plain", "weekday", "robust")
@@ -94,7 +98,8 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
     is divided by its weekday's factor (weekday_factors), and the z-score is that of the
     adjusted value against the adjusted baseline. The mean and spread returned are scaled back
     by the scored day's factor, so they read as "what this weekday usually is", in the series'
-    units. Without enough days of every weekday it is the plain score.
+    units; level stays the adjusted mean (the factors average 1 over the week: a usual day of
+    the week). Without enough days of every weekday it is the plain score.
     """
     if day not in series:
         return None
@@ -179,20 +184,41 @@ def _level(values: np.ndarray, idx: list[int], usual: np.ndarray) -> tuple[float
     return statistics.median(values[idx].tolist()), without
 
 
-def seasonal_factors(days: list[date], values: np.ndarray, day: date,
-                     usual: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The scored day's factor, every baseline day's factor, and every baseline day's factor
-    computed without that day (leave one out); all 1 where no rhythm can be estimated.
+# Per weekday replaces weekdays against weekend days only when an F test rejects the simpler rhythm
+# at this level: 1 window in 100 with no per-weekday rhythm picks it by chance.
+RHYTHM_TEST_LEVEL = 0.01
 
-    Of the rhythms season_groupings allows, the one that predicts the baseline days best is used:
-    the smallest MAD of the days' leave-one-out residuals. Per weekday costs four or five days a
-    level, so it wins only where the weekdays really differ.
+
+def _simplest_sufficient(candidates: list, n: int) -> tuple | None:
+    """Of (rss, parameters, ...) candidates, nested, the one with fewer parameters unless the
+    nested-model F test (scipy.stats.f) says the extra levels explain significantly more."""
+    if len(candidates) < 2:
+        return candidates[0] if candidates else None
+    simple, rich = sorted(candidates, key=lambda c: c[1])
+    df = n - rich[1]
+    if df < 1 or simple[0] <= rich[0]:
+        return simple
+    if rich[0] == 0:
+        return rich
+    statistic = (simple[0] - rich[0]) / (rich[1] - simple[1]) / (rich[0] / df)
+    return rich if f_dist.sf(statistic, rich[1] - simple[1], df) < RHYTHM_TEST_LEVEL else simple
+
+
+def seasonal_factors(days: list[date], values: np.ndarray, day: date,
+                     usual: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The scored day's factor, every baseline day's factor, every baseline day's factor
+    computed without that day (leave one out), every baseline day's group and the scored day's;
+    factors all 1 and a single group where no rhythm can be estimated.
+
+    Of the rhythms season_groupings allows, per weekday is used only where the weekdays really
+    differ (_simplest_sufficient): its five more levels cost precision, and picking it because it
+    happens to fit the window better leaves a sigma that is too small for the scored day.
     """
-    ones = np.ones(values.size)
+    ones, one_group = np.ones(values.size), np.zeros(values.size, dtype=int)
     groupings = season_groupings(days)
     if not groupings:
-        return 1.0, ones, ones
-    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
+        return 1.0, ones, ones, one_group, 0
+    candidates: list[tuple[float, int, float, np.ndarray, np.ndarray, dict[int, int]]] = []
     for groups in groupings:
         members: dict[int, list[int]] = {}
         for i, d in enumerate(days):
@@ -209,12 +235,45 @@ def seasonal_factors(days: list[date], values: np.ndarray, day: date,
                 loo[i] = factors[g] if factors is not None else np.nan
         if not np.isfinite(loo).all():
             continue
-        # only compared between rhythms: an unscaled MAD, without scipy's per-call overhead
-        relative = values / loo / np.median(values / loo)
-        error = float(np.median(np.abs(relative - np.median(relative))))
-        if best is None or error < best[0]:
-            best = (error, full[groups[day.weekday()]], np.array([full[groups[d.weekday()]] for d in days]), loo)
-    return (best[1], best[2], best[3]) if best is not None else (1.0, ones, ones)
+        # every day relative to its group's level; the unusual ones too, or a Monday peak that the
+        # screen (by weekday or weekend day only) marks unusual would never count for per weekday
+        residuals = values / np.array([levels[groups[d.weekday()]] for d in days]) - 1
+        candidates.append((float(residuals @ residuals), len(levels), full[groups[day.weekday()]],
+                           np.array([full[groups[d.weekday()]] for d in days]), loo, groups))
+    best = _simplest_sufficient(candidates, values.size)
+    if best is None:
+        return 1.0, ones, ones, one_group, 0
+    groups = best[5]
+    return best[2], best[3], best[4], np.array([groups[d.weekday()] for d in days]), groups[day.weekday()]
+
+
+def least_squares(adjusted: np.ndarray, age: np.ndarray | None, group: np.ndarray,
+                  group_day: int) -> tuple[float, float, float, int]:
+    """The final fit on the days kept: ordinary least squares of the rhythm-adjusted values on a
+    level per group (and a slope against age, when given), as a reweighted least squares after the
+    robust screen. Returns the prediction for the scored day (its group, age 0), sigma (residual
+    sd with n - p degrees of freedom), the scored day's leverage x0' (X'X)^-1 x0 and n - p.
+
+    With normal days that is the textbook prediction interval: the scored day's error has
+    variance sigma^2 (1 + leverage), and (error / sigma / sqrt(1 + leverage)) is Student-t with
+    n - p degrees of freedom. A group the scored day is in but no kept day is (every usual
+    Saturday cut), or a model with as many parameters as days, falls back to one level for all days.
+    """
+    groups = sorted(set(group.tolist())) if group_day in group else []
+    columns = [(group == g).astype(float) for g in groups] or [np.ones(adjusted.size)]
+    x0 = [float(g == group_day) for g in groups] or [1.0]
+    if age is not None:
+        columns.append(age)
+        x0.append(0.0)  # the scored day is age 0
+    design, point = np.column_stack(columns), np.array(x0)
+    inverse = np.linalg.pinv(design.T @ design)
+    coefficients = np.linalg.lstsq(design, adjusted, rcond=None)[0]
+    residuals = adjusted - design @ coefficients
+    df = adjusted.size - int(np.linalg.matrix_rank(design))
+    if df < 1 and design.shape[1] > 1:  # as many parameters as days: no sigma; one level has one
+        return least_squares(adjusted, None, np.zeros(adjusted.size, dtype=int), 0)
+    sigma = float(np.sqrt(residuals @ residuals / df)) if df >= 1 else 0.0
+    return float(point @ coefficients), sigma, float(point @ inverse @ point), df
 
 
 def robust_score(value: float, day: date, window: Mapping[date, float], *, min_days: int,
@@ -227,10 +286,12 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
        time, taken out so that the baseline is projected to the scored day.
     3. Outliers: from MIN_DAYS_FOR_OUTLIERS days on, a day whose residual is beyond OUTLIER_Z
        median/MAD sigmas is left out.
-    4. The centre is the mean of the days kept; the spread their standard deviation (rescaled for
-       the cut), floored at min_relative_spread * |centre|.
-    Each day's residual for 3 and 4 uses weekday levels computed without that day (leave one out),
-    so the spread includes the error of the levels, as the scored day's residual does.
+    4. The final fit (least_squares) on the days kept: a level per group and, with a trend, a
+       slope, by least squares; centre = its prediction for the scored day, sigma = the residual
+       sd (n - p degrees of freedom, rescaled for the cut), the spread the t prediction interval
+       for the scored day's leverage, floored at min_relative_spread * |centre|.
+    Each day's residual for 3 uses weekday levels computed without that day (leave one out), so
+    that the cut allows for the error of the levels, as the scored day's residual has it.
     None with fewer than max(min_days, 2) days; zero spread gives the plain score's 0 or None.
     """
     days = sorted(d for d, v in window.items() if np.isfinite(v))
@@ -238,7 +299,7 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
         return None
     values = np.array([window[d] for d in days])
     usual = _screen(values, np.array([d.weekday() >= 5 for d in days]), min_relative_spread)
-    factor_day, factors_full, factors_loo = seasonal_factors(days, values, day, usual)
+    factor_day, factors_full, factors_loo, group, group_day = seasonal_factors(days, values, day, usual)
     adjusted, adjusted_loo = values / factors_full, values / factors_loo
     age = np.array([(d - day).days for d in days], dtype=float)
     # Theil-Sen ignores up to 29 % of bad days; a quiet week is 9 of 30. Beyond a quarter, the
@@ -264,12 +325,17 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
         kept = np.abs(level_loo - center) <= cut
         center = float(level[kept].mean())
         sigma = float(level_loo[kept].std(ddof=1)) / _KEPT_SD if kept.sum() >= 2 else 0.0
+    if kept.sum() >= 2:
+        center, sigma, leverage, df = least_squares(adjusted[kept], age[kept] if trend else None, group[kept],
+                                                    group_day)
+        sigma /= _KEPT_SD if rounds else 1.0
+    else:
+        leverage, df = 1.0, 0
     # The band +-WARNING_Z spreads is the Student-t prediction interval that a usual day leaves
-    # FALSE_WARNINGS_PER_YEAR times a year: it widens for the centre's and sigma's own errors,
-    # the most with little history.
-    df = int(kept.sum()) - 1 - int(trend)
+    # FALSE_WARNINGS_PER_YEAR times a year: it widens for the fit's own errors (the leverage of
+    # the scored day: its group's level and the trend projected to it) and for sigma's (t).
     tail = FALSE_WARNINGS_PER_YEAR / 365 / 2
-    widen = float(np.sqrt(1 + 1 / kept.sum()) * t_dist.isf(tail, df) / WARNING_Z) if df >= 1 else 1.0
+    widen = float(np.sqrt(1 + leverage) * t_dist.isf(tail, df) / WARNING_Z) if df >= 1 else 1.0
     spread = max(sigma * widen, min_relative_spread * abs(center))
     scored = value / factor_day
     if spread > 0:
@@ -278,4 +344,4 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
         z = 0.0 if scored == center else None
     return Score(value=value, mean=float(adjusted.mean()) * factor_day,
                  stddev=float(adjusted.std(ddof=1)) * factor_day, zscore=z, baseline_days=len(days),
-                 center=center * factor_day, spread=spread * factor_day, outliers=int((~kept).sum()))
+                 center=center * factor_day, spread=spread * factor_day, level=center, outliers=int((~kept).sum()))

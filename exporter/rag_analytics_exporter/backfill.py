@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 import psycopg2
 from prometheus_client.utils import floatToGoString
 
+from .builders import DAILY_BUILDERS
 from .collectors import build_registry
 from .config import Config
 from .db import DAILY_TABLES, WINDOWED_TABLES, TableRead, columns_of, stream_days, unreadable_tables
-from .snapshot import DAILY_BUILDERS, Health, Section, Snapshot, frozen_mapping, midnight_utc
+from .snapshot import Health, Section, Snapshot, frozen_mapping, midnight_utc
 
 # Prometheus 2.42 refuses backfilled samples inside its head block: the last 3 hours.
 HEAD_MARGIN = timedelta(hours=3, minutes=5)

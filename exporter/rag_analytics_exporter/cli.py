@@ -13,8 +13,8 @@ from . import __version__
 from .anomaly import BASELINES
 from .commands import cmd_backfill, cmd_check_config, cmd_demo, cmd_init_db, cmd_seed_demo, cmd_serve
 from .config import Config
-from .live import INCIDENTS
 from .logs import log_handler
+from .traffic import INCIDENTS
 
 
 def _configure_logging(level: str) -> None:

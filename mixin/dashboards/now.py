@@ -110,7 +110,7 @@ def latency_row(d: Any, selected: str) -> Any:
     factor = CONFIG.latency_page_factor
     # The baseline is an exporter gauge with backfilled history (one sample an hour), so over time it is
     # read as the day views read it.
-    baseline = hourly("rag_component_latency_baseline_mean_seconds", selected)
+    baseline = hourly("rag_component_latency_baseline_level_seconds", selected)
     d = d.with_row(db.Row(f"Now (last {window})"))
     lines = [(f * BUDGET, colour) for f, colour in zip(PAGE_FACTORS, ("red", "orange"), strict=False)]
     for panel in (
@@ -118,7 +118,7 @@ def latency_row(d: Any, selected: str) -> Any:
                q(_live(slo.latency_mean(SHORT), selected), legend("{{component}}")),
                q(f"{factor:g} * {baseline}", legend(f"{{{{component}}}} bound ({factor:g}x baseline)")),
                description=about(f"Each component's mean time over the last {window}, and {factor:g} times its "
-                                 "30-day baseline mean (dashed), where RagComponentLatencyHigh pages once the "
+                                 "30-day baseline level (dashed), where RagComponentLatencyHigh pages once the "
                                  f"{duration(CONFIG.latency_page_long_minutes)} mean passes it too",
                                  "recording rule", LIVE),
                dashed=".*bound.*", links=[to_component()]),

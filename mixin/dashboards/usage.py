@@ -94,10 +94,10 @@ def build() -> Any:
         "Token burn rate (last hour, per day)", "short",
         # A recording rule: already one series per deployment and model.
         q(f"last_over_time({m('model:rag_model_tokens:burn_rate1h_per_day', sel)}[$__interval])", legend("{{model}}")),
-        q(f"{hourly('rag_model_tokens_baseline_mean', sel)} * {T['token_runaway_factor']:g}",
+        q(f"{hourly('rag_model_tokens_baseline_level', sel)} * {T['token_runaway_factor']:g}",
           legend("{{model}} runaway threshold")),
         description=about("The last hour's tokens scaled to a day (live only); RagModelTokenRunaway fires above "
-                          "the dashed line, the baseline daily mean times the runaway factor",
+                          "the dashed line, the baseline daily level times the runaway factor",
                           "recording rule model:rag_model_tokens:burn_rate1h_per_day", LAST_HOUR),
         values=True, links=[to_model()], dashed=".* runaway threshold"))
     d = d.with_panel(grid(

@@ -12,6 +12,8 @@
     rag_component_latency_baseline_center_seconds{component="llm"} 1.2
     # TYPE rag_component_latency_baseline_spread_seconds gauge
     rag_component_latency_baseline_spread_seconds{component="llm"} 0.08
+    # TYPE rag_component_latency_baseline_level_seconds gauge
+    rag_component_latency_baseline_level_seconds{component="llm"} 1.17
     # TYPE rag_component_latency_baseline_outliers gauge
     rag_component_latency_baseline_outliers{component="llm"} 1
     # TYPE rag_model_tokens_zscore gauge
@@ -28,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from ..anomaly import Score
-from ..snapshot import LatencyData, Snapshot, UsageData, View, midnight_utc
+from ..snapshot import LATENCY, USAGE, Snapshot, View, midnight_utc
 from ._help import source
 
 _RULE = ("scored: the last complete UTC day against the lookback days before it, (scored - center) / spread "
@@ -37,17 +39,16 @@ _RULE = ("scored: the last complete UTC day against the lookback days before it,
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """z-score, baseline moments, the band it is scored against, and scored value, per component and per model."""
-    latency = view.fresh.get("latency_metrics")
-    usage = view.fresh.get("token_usage_daily")
-    if latency is not None and isinstance(latency.data, LatencyData):
+    latency = view.section(LATENCY)
+    usage = view.section(USAGE)
+    if latency is not None:
         yield from _families(snapshot, "rag_component_latency", "component", "_seconds",
                              "mean latency of the component (latency_metrics.avg_time_ms, in seconds)",
                              latency.data.anomalies)
-    if usage is not None and isinstance(usage.data, UsageData):
+    if usage is not None:
         yield from _families(snapshot, "rag_model_tokens", "model", "",
                              "total tokens of the model (token_usage_daily.total_tokens)", usage.data.anomalies)
-    scored = latency.data.scored_day if latency is not None and isinstance(latency.data, LatencyData) else (
-        usage.data.scored_day if usage is not None and isinstance(usage.data, UsageData) else None)
+    scored = latency.data.scored_day if latency is not None else usage.data.scored_day if usage is not None else None
     if scored is not None:
         day = GaugeMetricFamily("rag_anomaly_scored_date_timestamp_seconds",
                                 source(snapshot, "Start (00:00 UTC) of the day the z-scores score"))
@@ -73,6 +74,9 @@ def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
     spread = GaugeMetricFamily(f"{prefix}_baseline_spread{unit}", source(
         snapshot, f"Width of one z-score unit of the band the {what} is scored against, floor included, "
                   "in the mode in use"), labels=[label])
+    level = GaugeMetricFamily(f"{prefix}_baseline_level{unit}", source(
+        snapshot, f"The baseline's usual day of the week of the {what}, not scaled to the scored weekday "
+                  "(plain: the baseline mean), in the mode in use"), labels=[label])
     outliers = GaugeMetricFamily(f"{prefix}_baseline_outliers", source(
         snapshot, f"Baseline days of the {what} left out as outliers (robust mode; 0 in plain and weekday)"),
         labels=[label])
@@ -85,5 +89,6 @@ def _families(snapshot: Snapshot, prefix: str, label: str, unit: str, what: str,
         days.add_metric([key], score.baseline_days)
         center.add_metric([key], score.center)
         spread.add_metric([key], score.spread)
+        level.add_metric([key], score.level)
         outliers.add_metric([key], score.outliers)
-    yield from (zscore, mean, stddev, scored, days, center, spread, outliers)
+    yield from (zscore, mean, stddev, scored, days, center, spread, level, outliers)
