@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 from scipy.stats import f as f_dist
@@ -189,7 +190,7 @@ def _level(values: np.ndarray, idx: list[int], usual: np.ndarray) -> tuple[float
 RHYTHM_TEST_LEVEL = 0.01
 
 
-def _simplest_sufficient(candidates: list, n: int) -> tuple | None:
+def _simplest_sufficient(candidates: list[tuple[Any, ...]], n: int) -> tuple[Any, ...] | None:
     """Of (rss, parameters, ...) candidates, nested, the one with fewer parameters unless the
     nested-model F test (scipy.stats.f) says the extra levels explain significantly more."""
     if len(candidates) < 2:
