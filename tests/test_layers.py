@@ -9,6 +9,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.unit
+
 PACKAGE = REPO / "exporter" / "rag_analytics_exporter"
 NAME = "rag_analytics_exporter"
 

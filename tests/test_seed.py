@@ -10,6 +10,8 @@ import pytest
 
 from rag_analytics_exporter.seed import DemoScale, generate
 
+pytestmark = pytest.mark.unit
+
 AT = datetime(2026, 3, 14, 15, 9, 26, tzinfo=timezone.utc)  # a Saturday afternoon: weekend and partial day
 
 

@@ -38,6 +38,7 @@ def test_schema_sql_has_the_declared_columns_types_and_key(dsn: str, table: tabl
     assert tuple(name for (name,) in query(dsn, _KEY_SQL, {"table": table.name})) == table.key
 
 
+@pytest.mark.unit
 def test_a_column_name_has_one_kind_in_every_table() -> None:
     kinds: dict[str, set[tables.Kind]] = {}
     for table in tables.DAILY:
@@ -46,6 +47,7 @@ def test_a_column_name_has_one_kind_in_every_table() -> None:
     assert {name: k for name, k in kinds.items() if len(k) > 1} == {}
 
 
+@pytest.mark.unit
 def test_an_undeclared_name_is_never_a_daily_table() -> None:
     for name in ("chunk_retrieval_stats", "pg_authid", "latency_metrics; DROP TABLE x"):
         with pytest.raises(KeyError):
@@ -53,6 +55,7 @@ def test_an_undeclared_name_is_never_a_daily_table() -> None:
     assert tables.daily("latency_metrics") is tables.LATENCY_METRICS
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("table", tables.ALL, ids=lambda t: t.name)
 def test_each_table_feeds_the_builder_and_collectors_it_declares(table: tables.Table) -> None:
     built = DAILY_BUILDERS.get(table.name, builders.build_chunks)
