@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import f as f_dist
@@ -189,19 +190,29 @@ def _level(values: np.ndarray, idx: list[int], usual: np.ndarray) -> tuple[float
 RHYTHM_TEST_LEVEL = 0.01
 
 
-def _simplest_sufficient(candidates: list, n: int) -> tuple | None:
-    """Of (rss, parameters, ...) candidates, nested, the one with fewer parameters unless the
-    nested-model F test (scipy.stats.f) says the extra levels explain significantly more."""
+class _Rhythm(NamedTuple):
+    rss: float  # sum of the squared relative residuals of every day against its group's level
+    parameters: int  # levels
+    factor_day: float
+    factors: np.ndarray
+    factors_loo: np.ndarray
+    groups: dict[int, int]  # weekday -> group
+
+
+def _simplest_sufficient(candidates: list[_Rhythm], n: int) -> _Rhythm | None:
+    """Of nested candidates, the one with fewer levels unless the nested-model F test
+    (scipy.stats.f) says the extra levels explain significantly more of the n days."""
     if len(candidates) < 2:
         return candidates[0] if candidates else None
-    simple, rich = sorted(candidates, key=lambda c: c[1])
-    df = n - rich[1]
-    if df < 1 or simple[0] <= rich[0]:
+    simple, rich = sorted(candidates, key=lambda c: c.parameters)
+    df = n - rich.parameters
+    if df < 1 or simple.rss <= rich.rss:
         return simple
-    if rich[0] == 0:
+    if rich.rss == 0:
         return rich
-    statistic = (simple[0] - rich[0]) / (rich[1] - simple[1]) / (rich[0] / df)
-    return rich if f_dist.sf(statistic, rich[1] - simple[1], df) < RHYTHM_TEST_LEVEL else simple
+    extra = rich.parameters - simple.parameters
+    statistic = (simple.rss - rich.rss) / extra / (rich.rss / df)
+    return rich if f_dist.sf(statistic, extra, df) < RHYTHM_TEST_LEVEL else simple
 
 
 def seasonal_factors(days: list[date], values: np.ndarray, day: date,
@@ -218,7 +229,7 @@ def seasonal_factors(days: list[date], values: np.ndarray, day: date,
     groupings = season_groupings(days)
     if not groupings:
         return 1.0, ones, ones, one_group, 0
-    candidates: list[tuple[float, int, float, np.ndarray, np.ndarray, dict[int, int]]] = []
+    candidates: list[_Rhythm] = []
     for groups in groupings:
         members: dict[int, list[int]] = {}
         for i, d in enumerate(days):
@@ -238,13 +249,14 @@ def seasonal_factors(days: list[date], values: np.ndarray, day: date,
         # every day relative to its group's level; the unusual ones too, or a Monday peak that the
         # screen (by weekday or weekend day only) marks unusual would never count for per weekday
         residuals = values / np.array([levels[groups[d.weekday()]] for d in days]) - 1
-        candidates.append((float(residuals @ residuals), len(levels), full[groups[day.weekday()]],
-                           np.array([full[groups[d.weekday()]] for d in days]), loo, groups))
+        candidates.append(_Rhythm(float(residuals @ residuals), len(levels), full[groups[day.weekday()]],
+                                  np.array([full[groups[d.weekday()]] for d in days]), loo, groups))
     best = _simplest_sufficient(candidates, values.size)
     if best is None:
         return 1.0, ones, ones, one_group, 0
-    groups = best[5]
-    return best[2], best[3], best[4], np.array([groups[d.weekday()] for d in days]), groups[day.weekday()]
+    groups = best.groups
+    return (best.factor_day, best.factors, best.factors_loo, np.array([groups[d.weekday()] for d in days]),
+            groups[day.weekday()])
 
 
 def least_squares(adjusted: np.ndarray, age: np.ndarray | None, group: np.ndarray,
