@@ -40,9 +40,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
 
-from rag_analytics_exporter.anomaly import BASELINES, score_day  # noqa: E402
-from rag_analytics_exporter.config import Config  # noqa: E402
-from rag_analytics_exporter.seed import DemoScale, generate  # noqa: E402
+from rag_analytics_exporter.anomaly import BASELINES, score_day
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.seed import DemoScale, generate
 
 SIZES = (0.3, 0.5, -0.3, -0.5)
 PER_SIZE_AND_KIND = 2  # weekday days and weekend days, per size, series and year

@@ -36,13 +36,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OUT, free_port  # noqa: E402
+from run import OUT, free_port
 
-from rag_analytics_exporter.app import start_exporter  # noqa: E402
-from rag_analytics_exporter.backfill import backfill  # noqa: E402
-from rag_analytics_exporter.config import Config  # noqa: E402
-from rag_analytics_exporter.db import init_db  # noqa: E402
-from rag_analytics_exporter.seed import DemoScale, TablesNotEmpty, seed  # noqa: E402
+from rag_analytics_exporter.app import start_exporter
+from rag_analytics_exporter.backfill import backfill
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import init_db
+from rag_analytics_exporter.seed import DemoScale, TablesNotEmpty, seed
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = [json.loads(p.read_text()) for p in sorted((REPO / "grafana" / "dashboards").glob("*.json"))]

@@ -36,11 +36,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import OUT, free_port  # noqa: E402
-from run import Subject as Process  # noqa: E402
+from run import OUT, free_port
+from run import Subject as Process
 
-from rag_analytics_exporter.db import init_db  # noqa: E402
-from rag_analytics_exporter.seed import DemoScale, TablesNotEmpty, seed  # noqa: E402
+from rag_analytics_exporter.db import init_db
+from rag_analytics_exporter.seed import DemoScale, TablesNotEmpty, seed
 
 HALF_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
 HOLD_SECONDS = 2.0

@@ -21,8 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import livesim  # noqa: E402 (the bench's own module, beside this file)
-from livesim import DAY, Incident  # noqa: E402
+import livesim  # the bench's own module, beside this file
+from livesim import DAY, Incident
 
 HOUR = 60
 # name, incident (start within its day, minutes, size), days of history before it, hours watched

@@ -32,12 +32,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import postgres_exporter_queries, query_exporter_config  # noqa: E402
+from peers import postgres_exporter_queries, query_exporter_config
 
-from rag_analytics_exporter.config import Config  # noqa: E402
-from rag_analytics_exporter.db import Database, init_db  # noqa: E402
-from rag_analytics_exporter.refresh import Refresher  # noqa: E402
-from rag_analytics_exporter.seed import DemoScale, insert_chunks, seed  # noqa: E402
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import Database, init_db
+from rag_analytics_exporter.refresh import Refresher
+from rag_analytics_exporter.seed import DemoScale, insert_chunks, seed
 
 OUT = Path(__file__).parent / "out"
 PEERS_VENV = Path(__file__).parent / ".peers"

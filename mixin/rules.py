@@ -164,5 +164,6 @@ FILES = {
 
 def render() -> dict[str, dict[str, Any]]:
     """Each rules file's document, keyed by file name, with the comment that heads it."""
-    return {name: {"comment": " ".join(doc.split()), "document": {"groups": [{"name": group, "rules": build()}]}}
+    return {name: {"comment": " ".join((doc or "").split()),
+                   "document": {"groups": [{"name": group, "rules": build()}]}}
             for name, (group, build, doc) in FILES.items()}

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from conftest import free_port, require_binary
-from rag_analytics_exporter.demo import alertmanager_config, prometheus_config
+from harness import alertmanager_config, prometheus_config
 
 
 class ControlledPostgres:
@@ -215,7 +215,7 @@ class Alertmanager(Process):
         binary = require_binary("prometheus-alertmanager")
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "alertmanager.yml"
-        config.write_text(alertmanager_config(webhook_base, fast=True))
+        config.write_text(alertmanager_config(webhook_base))
         self.address = f"127.0.0.1:{free_port()}"
         gossip = ([f"--cluster.listen-address={cluster}", *(f"--cluster.peer={peer}" for peer in peers),
                    f"--cluster.peer-timeout={peer_timeout}"] if cluster else ["--cluster.listen-address="])

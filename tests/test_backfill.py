@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 from datetime import date, datetime, time, timedelta, timezone
+from itertools import pairwise
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -151,4 +152,4 @@ def test_every_sample_of_a_day_lies_within_that_day(step):
     instants = _instants(day, step, datetime(2030, 1, 1, tzinfo=timezone.utc))
     assert instants[0] == midnight(day) + 60
     assert max(instants) < midnight(day + timedelta(days=1)), f"{max(instants) - midnight(day) - 86400:g}s past"
-    assert all(b - a == step for a, b in zip(instants, instants[1:], strict=False))
+    assert all(b - a == step for a, b in pairwise(instants))

@@ -105,7 +105,7 @@ def test_password_from_env_or_file_but_not_both(tmp_path):
 
 def test_unreadable_password_file_is_a_config_error(tmp_path):
     cfg = from_mapping({"database": {"password_file": str(tmp_path / "missing")}}, env={})
-    with pytest.raises(ConfigError, match="database.password_file"):
+    with pytest.raises(ConfigError, match=r"database\.password_file"):
         resolve_password(cfg, env={})
 
 

@@ -10,12 +10,13 @@ import psycopg2
 import pytest
 
 from conftest import execute, query
+from rag_analytics_exporter.builders import LATE_WRITE_SECONDS, day_finished
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import FUTURE_TOLERANCE_SECONDS, Database, TableRead, init_db
 from rag_analytics_exporter.refresh import Refresher
 from rag_analytics_exporter.seed import DemoScale, seed
-from rag_analytics_exporter.snapshot import LATE_WRITE_SECONDS, day_finished, midnight_utc
+from rag_analytics_exporter.snapshot import midnight_utc
 from stack import wait_for
 
 TODAY = datetime.now(timezone.utc).date()

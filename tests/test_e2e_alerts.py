@@ -10,10 +10,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import execute
+from harness import WebhookSink
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
-from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
+from rag_analytics_exporter.demo import write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Alertmanager, ControlledPostgres, Prometheus, wait_for
 

@@ -13,9 +13,10 @@ import time
 import pytest
 
 from conftest import require_binary
+from harness import WebhookSink
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
-from rag_analytics_exporter.demo import DEMO_FACTOR, REFRESH_INTERVAL, WRITE_INTERVAL, WebhookSink, write_scaled_rules
+from rag_analytics_exporter.demo import DEMO_FACTOR, REFRESH_INTERVAL, WRITE_INTERVAL, write_scaled_rules
 from rag_analytics_exporter.live import LiveWriter
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Alertmanager, Prometheus, wait_for

@@ -21,7 +21,7 @@ from rag_analytics_exporter.seed import DemoScale, seed
 from stack import read_response, wait_for
 
 sys.path.insert(0, str(REPO / "bench"))
-from flood import open_stalled  # noqa: E402  (the benchmark's own flood, smaller)
+from flood import open_stalled  # the benchmark's own flood, smaller
 
 FLOOD = 500
 # A failed scrape is one that takes longer than this: a tight Prometheus scrape timeout.

@@ -15,15 +15,20 @@ import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias, TypeVar
 
 import pytest
 import yaml
 
 from conftest import REPO, execute, free_port
-from rag_analytics_exporter.app import start_exporter
+from harness import WebhookSink
+from rag_analytics_exporter.app import Running, start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
-from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
+from rag_analytics_exporter.demo import write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Alertmanager, ControlledPostgres, Prometheus, VictoriaMetrics, committed_ha_config, wait_for
 
@@ -53,107 +58,146 @@ def times_notified(sink: WebhookSink) -> Counter:
     return Counter((alert["status"], json.dumps(alert["labels"], sort_keys=True)) for _, _, alert in received(sink))
 
 
-def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an_alertmanager(tmp_path):
-    sink = WebhookSink("127.0.0.1", 0)
-    running: list = []
-    try:
+Stoppable: TypeAlias = ControlledPostgres | Running | Alertmanager | VictoriaMetrics | Prometheus
+S = TypeVar("S", bound=Stoppable)
+
+
+@dataclass
+class Topology:
+    """The running production topology, and the processes the test loses on purpose."""
+
+    sink: WebhookSink
+    dsns: dict[str, str]
+    deployment_a: dict[str, str]
+    deployment_b: dict[str, str]
+    exporters: dict[str, list[Running]]
+    targets: list[list[str]]
+    alertmanagers: list[Alertmanager]
+    store: VictoriaMetrics
+    prometheus: dict[str, Prometheus]
+    scraping_since: float
+    lost: list[Stoppable]
+
+    def lose(self, *items: Stoppable) -> None:
+        """Stop these now; the teardown leaves them alone (stopping an exporter twice would wait for nothing)."""
+        for item in items:
+            item.stop()
+            self.lost.append(item)
+
+
+def _stop_quietly(item: Stoppable, lost: list[Stoppable]) -> None:
+    """Teardown of one process: an error stopping one must not leave the others running."""
+    if any(item is gone for gone in lost):
+        return
+    with contextlib.suppress(Exception):
+        (item.close if isinstance(item, ControlledPostgres) else item.stop)()
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Iterator[Topology]:
+    """Two deployments, a clustered Alertmanager pair, VictoriaMetrics and a Prometheus HA pair, all
+    scraping; stopped in the reverse order of their start."""
+    lost: list[Stoppable] = []
+    with contextlib.ExitStack() as stack:
+        sink = WebhookSink("127.0.0.1", 0)
+        stack.callback(sink.close)
+
+        def started(item: S) -> S:
+            stack.callback(_stop_quietly, item, lost)
+            return item
+
         statics = yaml.safe_load((HA / "prometheus-a.yml").read_text())["scrape_configs"][0]["static_configs"]
         assert [len(static["targets"]) for static in statics] == [2, 1], "A has two replicas, B one"
         deployment_a, deployment_b = ({k: str(v) for k, v in static["labels"].items()} for static in statics)
-        dsns, exporters = {}, {"A": [], "B": []}
+        dsns: dict[str, str] = {}
+        exporters: dict[str, list[Running]] = {"A": [], "B": []}
         for name, replicas in (("A", 2), ("B", 1)):
-            postgres = ControlledPostgres(tmp_path / f"pg-{name}")
-            running.append(postgres)
+            postgres = started(ControlledPostgres(tmp_path / f"pg-{name}"))
             dsns[name] = postgres.dsn
             init_db(postgres.dsn)
             seed(postgres.dsn, scale=DemoScale(days=40, chunks=1000), anomalies=False)
             config = Config(dsn=postgres.dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=2,
                             chunk_refresh_interval=2, max_data_age=30, statement_timeout=1, connect_timeout=1)
             for _ in range(replicas):
-                exporters[name].append(start_exporter(config, password=None))
-                running.append(exporters[name][-1])
+                exporters[name].append(started(start_exporter(config, password=None)))
         gossip = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-        alertmanagers = [Alertmanager(tmp_path / f"am-{i}", sink.url, cluster=gossip[i], peers=[gossip[1 - i]],
-                                      peer_timeout=f"{PEER_TIMEOUT}s") for i in range(2)]
-        running += alertmanagers
+        alertmanagers = [started(Alertmanager(tmp_path / f"am-{i}", sink.url, cluster=gossip[i], peers=[gossip[1 - i]],
+                                              peer_timeout=f"{PEER_TIMEOUT}s")) for i in range(2)]
         wait_for("the two Alertmanagers to form one cluster",
                  lambda: all(len(am.status()["cluster"].get("peers") or []) == 2 for am in alertmanagers), 30)
         rules = write_scaled_rules(tmp_path / "rules", factor=300, windows=False)
         targets = [[f"127.0.0.1:{e.port}" for e in exporters[name]] for name in ("A", "B")]
-        store = VictoriaMetrics(tmp_path / "vm", extra_args=["-dedup.minScrapeInterval=1s"])
-        running.append(store)
-        prometheus = {}
-        for replica in ("a", "b"):
-            prometheus[replica] = Prometheus(tmp_path / f"prom-{replica}", config=committed_ha_config(
-                HA / f"prometheus-{replica}.yml", rules, store.write_url, [am.address for am in alertmanagers],
-                targets=targets))
-            running.append(prometheus[replica])
+        store = started(VictoriaMetrics(tmp_path / "vm", extra_args=["-dedup.minScrapeInterval=1s"]))
+        prometheus = {replica: started(Prometheus(tmp_path / f"prom-{replica}", config=committed_ha_config(
+            HA / f"prometheus-{replica}.yml", rules, store.write_url, [am.address for am in alertmanagers],
+            targets=targets))) for replica in ("a", "b")}
         for server in prometheus.values():
             wait_for("all three exporters scraped and reading",
                      lambda s=server: len(s.query("rag_exporter_up == 1")) == 3, 30)
-        scraping_since = time.time()
-        assert not received(sink), "nothing fires before the anomaly"
+        yield Topology(sink, dsns, deployment_a, deployment_b, exporters, targets, alertmanagers, store, prometheus,
+                       scraping_since=time.time(), lost=lost)
 
-        # 1. An anomalous day in A: yesterday's llm latency five times its usual.
-        execute(dsns["A"], "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 "
-                           "WHERE component = 'llm' AND date = (SELECT max(date) - 1 FROM latency_metrics)")
-        page = {"alertname": "RagComponentLatencyAnomaly", "severity": "critical", "component": "llm",
-                **deployment_a}
-        wait_for("A's critical llm anomaly at the pager",
-                 lambda: [r for r, _, _ in notifications(sink, "firing", **page) if r == "pager"], 60)
-        time.sleep(QUIET)
-        first = [payload for _, payload in sink.received()]
-        for payload in first:
-            print("webhook payload:", json.dumps(payload, sort_keys=True))
-        counts = times_notified(sink)
-        assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
-        assert not any(a["labels"].get("environment") == deployment_b["environment"] for _, _, a in received(sink))
-        pages = notifications(sink, "firing", **page)
-        assert len(pages) == 1, f"one page for one alert, not {len(pages)}: {[a['labels'] for _, _, a in pages]}"
-        ((_, payload, alert),) = pages
-        assert not {"replica", "grafana_url", "instance"} & set(alert["labels"]), alert["labels"]
-        assert alert["annotations"]["description"].startswith("[production/support-bot] "), alert["annotations"]
-        assert payload["groupLabels"] == {"alertname": "RagComponentLatencyAnomaly", "component": "llm",
-                                          **deployment_a}
 
-        # Both servers wrote every sample to the store as the same series (no replica label), and the store
-        # keeps one sample per scrape interval (1 s here): about as many as one server holds, not twice.
-        up = f'up{{instance="{targets[0][1]}"}}'
-        # 20 s of both servers' samples, which VictoriaMetrics shows after -search.latencyOffset (30 s), + 10 s.
-        time.sleep(max(0.0, scraping_since + 20 + 30 + 10 - time.time()))
-        at = time.time() - 40
-        assert len(store.query('up{job="rag-analytics-exporter"}', at=at)) == 3, "one series per target, not per server"
-        held = [float(server.query(f"count_over_time({up}[20s])", at=at)[0]["value"][1])
-                for server in (prometheus["b"], store)]
-        print(f"samples of one series over 20 s: Prometheus b {held[0]:g}, VictoriaMetrics {held[1]:g}")
-        assert held[1] < 1.5 * held[0], f"the store kept both servers' samples: {held}"
+def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an_alertmanager(topology: Topology):
+    sink, dsns, deployment_a, deployment_b = topology.sink, topology.dsns, topology.deployment_a, topology.deployment_b
+    alertmanagers, targets, store, prometheus = (topology.alertmanagers, topology.targets, topology.store,
+                                                 topology.prometheus)
+    scraping_since = topology.scraping_since
+    assert not received(sink), "nothing fires before the anomaly"
 
-        # 2. Lose one exporter replica of A, one Prometheus and the Alertmanager that sent the page.
-        sender = next(am for am in alertmanagers if payload["externalURL"].rstrip("/").endswith(am.address))
-        lost_replica = targets[0][0]
-        for item in (exporters["A"][0], prometheus["a"], sender):
-            item.stop()
-            running.remove(item)
-        survivor = next(am for am in alertmanagers if am is not sender)
-        replica_down = {"alertname": "RagAnalyticsExporterDown", "severity": "warning", "instance": lost_replica,
-                        **deployment_a}
-        wait_for("the lost replica reported through the surviving Prometheus and Alertmanager",
-                 lambda: notifications(sink, "firing", **replica_down), 60)
-        time.sleep(QUIET)
-        for _, payload in sink.received()[len(first):]:
-            print("webhook payload after the losses:", json.dumps(payload, sort_keys=True))
-        counts = times_notified(sink)
-        assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
-        assert len(notifications(sink, "firing", **page)) == 1, "the page was sent again"
-        assert not notifications(sink, "resolved", **page), "the page was resolved while the anomaly lasts"
-        assert not notifications(sink, "resolved"), "nothing has resolved"
-        assert not any(a["labels"].get("environment") == deployment_b["environment"] for _, _, a in received(sink))
-        active = [a for a in survivor.alerts() if all(a["labels"].get(k) == v for k, v in page.items())]
-        assert [a["status"]["state"] for a in active] == ["active"], active
-        assert prometheus["b"].query('ALERTS{alertname="RagComponentLatencyAnomaly",alertstate="firing",'
-                                     'severity="critical",component="llm",environment="production"}')
-    finally:
-        for item in reversed(running):
-            with contextlib.suppress(Exception):
-                (item.close if isinstance(item, ControlledPostgres) else item.stop)()
-        sink.close()
+    # 1. An anomalous day in A: yesterday's llm latency five times its usual.
+    execute(dsns["A"], "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 "
+                       "WHERE component = 'llm' AND date = (SELECT max(date) - 1 FROM latency_metrics)")
+    page = {"alertname": "RagComponentLatencyAnomaly", "severity": "critical", "component": "llm",
+            **deployment_a}
+    wait_for("A's critical llm anomaly at the pager",
+             lambda: [r for r, _, _ in notifications(sink, "firing", **page) if r == "pager"], 60)
+    time.sleep(QUIET)
+    first = [payload for _, payload in sink.received()]
+    for payload in first:
+        print("webhook payload:", json.dumps(payload, sort_keys=True))
+    counts = times_notified(sink)
+    assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
+    assert not any(a["labels"].get("environment") == deployment_b["environment"] for _, _, a in received(sink))
+    pages = notifications(sink, "firing", **page)
+    assert len(pages) == 1, f"one page for one alert, not {len(pages)}: {[a['labels'] for _, _, a in pages]}"
+    ((_, payload, alert),) = pages
+    assert not {"replica", "grafana_url", "instance"} & set(alert["labels"]), alert["labels"]
+    assert alert["annotations"]["description"].startswith("[production/support-bot] "), alert["annotations"]
+    assert payload["groupLabels"] == {"alertname": "RagComponentLatencyAnomaly", "component": "llm",
+                                      **deployment_a}
+
+    # Both servers wrote every sample to the store as the same series (no replica label), and the store
+    # keeps one sample per scrape interval (1 s here): about as many as one server holds, not twice.
+    up = f'up{{instance="{targets[0][1]}"}}'
+    # 20 s of both servers' samples, which VictoriaMetrics shows after -search.latencyOffset (30 s), + 10 s.
+    time.sleep(max(0.0, scraping_since + 20 + 30 + 10 - time.time()))
+    at = time.time() - 40
+    assert len(store.query('up{job="rag-analytics-exporter"}', at=at)) == 3, "one series per target, not per server"
+    held = [float(server.query(f"count_over_time({up}[20s])", at=at)[0]["value"][1])
+            for server in (prometheus["b"], store)]
+    print(f"samples of one series over 20 s: Prometheus b {held[0]:g}, VictoriaMetrics {held[1]:g}")
+    assert held[1] < 1.5 * held[0], f"the store kept both servers' samples: {held}"
+
+    # 2. Lose one exporter replica of A, one Prometheus and the Alertmanager that sent the page.
+    sender = next(am for am in alertmanagers if payload["externalURL"].rstrip("/").endswith(am.address))
+    lost_replica = targets[0][0]
+    topology.lose(topology.exporters["A"][0], prometheus["a"], sender)
+    survivor = next(am for am in alertmanagers if am is not sender)
+    replica_down = {"alertname": "RagAnalyticsExporterDown", "severity": "warning", "instance": lost_replica,
+                    **deployment_a}
+    wait_for("the lost replica reported through the surviving Prometheus and Alertmanager",
+             lambda: notifications(sink, "firing", **replica_down), 60)
+    time.sleep(QUIET)
+    for _, payload in sink.received()[len(first):]:
+        print("webhook payload after the losses:", json.dumps(payload, sort_keys=True))
+    counts = times_notified(sink)
+    assert all(n == 1 for n in counts.values()), f"an alert was notified more than once: {counts}"
+    assert len(notifications(sink, "firing", **page)) == 1, "the page was sent again"
+    assert not notifications(sink, "resolved", **page), "the page was resolved while the anomaly lasts"
+    assert not notifications(sink, "resolved"), "nothing has resolved"
+    assert not any(a["labels"].get("environment") == deployment_b["environment"] for _, _, a in received(sink))
+    active = [a for a in survivor.alerts() if all(a["labels"].get(k) == v for k, v in page.items())]
+    assert [a["status"]["state"] for a in active] == ["active"], active
+    assert prometheus["b"].query('ALERTS{alertname="RagComponentLatencyAnomaly",alertstate="firing",'
+                                 'severity="critical",component="llm",environment="production"}')

@@ -132,7 +132,7 @@ def test_a_long_pipeline_is_answered_whole_and_in_order(serve):
         sender = threading.Thread(target=client.send, args=(requests + get("/-/healthy", "Connection: close"),))
         sender.start()
         for n in range(count):
-            head, body = client.response()
+            _head, body = client.response()
             assert body == (b"OK\n" if n % 2 else b"404 page not found\n"), n
         assert b"Connection: close" in client.response()[0]
         sender.join()

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import copy
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
 from conftest import execute, query
-from rag_analytics_exporter.live import (
-    INCIDENTS,
-    STAGES,
-    Day,
-    Incident,
-    LiveWriter,
-    SimulatedClock,
-    rows,
-    simulate,
-    traffic_shape,
-)
+from rag_analytics_exporter.live import LiveWriter, SimulatedClock, rows
 from rag_analytics_exporter.seed import BASE_ERROR_RATIO, COMPONENTS, REQUESTS_PER_DAY, DemoScale, seed
+from rag_analytics_exporter.traffic import INCIDENTS, STAGES, Day, Incident, simulate, traffic_shape
 
 TUESDAY_NOON = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -59,7 +51,7 @@ def test_the_written_mean_is_the_weighted_mean_of_everything_written_today():
     for i in range(5):
         simulate(day, rng, TUESDAY_NOON + timedelta(minutes=5 * i), 300, None)
         written.append({row[1]: row for row in rows(day, TUESDAY_NOON)["latency_metrics"]})
-    for first, second in zip(written, written[1:], strict=False):
+    for first, second in pairwise(written):
         for component in (*STAGES, "total"):
             assert second[component][2] > first[component][2], "requests grow"
             assert second[component][3] >= first[component][3], "errors never fall"

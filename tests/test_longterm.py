@@ -20,12 +20,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import REPO, free_port, require_binary, scratch_database
+from harness import WebhookSink
 from panels import DASHBOARDS, Series, differences, escape, every_query, needs_history, run
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.backfill import backfill
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import init_db
-from rag_analytics_exporter.demo import WebhookSink, write_scaled_rules
+from rag_analytics_exporter.demo import write_scaled_rules
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Alertmanager, Process, Prometheus, VictoriaMetrics, committed_ha_config, wait_for
 

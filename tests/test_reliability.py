@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import psycopg2
 import pytest
@@ -277,7 +277,7 @@ def test_dirty_data_never_breaks_a_refresh_or_the_exposition(dsn, promtool):
             (TODAY,) * 4)
     execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'm', 1, 1, 1, 2, 'NaN', now()), "
                  "(%s, 'ok', 1, 1, 1, 2, 0.5, now()), (%s, 'future', 1, 1, 1, 2, 0.5, now())",
-            (TODAY, TODAY, datetime(2999, 1, 1).date()))
+            (TODAY, TODAY, date(2999, 1, 1)))
     execute(dsn, "INSERT INTO chunk_retrieval_stats (chunk_id, document_id, retrieval_count, citation_count,"
                  " avg_relevance) VALUES ('a', 'd', 5, 1, 'NaN'), ('b', 'd', 5, 1, '-Infinity'),"
                  " ('c', 'd', -1, 0, 0.5),"

@@ -8,19 +8,11 @@ from pathlib import Path
 
 from prometheus_client.exposition import generate_latest
 
+from rag_analytics_exporter.builders import DAILY_BUILDERS, OTHER, build_chunks, build_latency, rank_labels
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import ChunkRead, TableRead
-from rag_analytics_exporter.snapshot import (
-    DAILY_BUILDERS,
-    OTHER,
-    Health,
-    Snapshot,
-    build_chunks,
-    build_latency,
-    frozen_mapping,
-    rank_labels,
-)
+from rag_analytics_exporter.snapshot import Health, Snapshot, frozen_mapping
 
 GOLDEN = Path(__file__).parent / "golden" / "exposition.txt"
 TODAY = date(2026, 3, 31)

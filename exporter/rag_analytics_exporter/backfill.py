@@ -11,18 +11,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 from prometheus_client.utils import floatToGoString
 
+from .builders import DAILY_BUILDERS
 from .collectors import build_registry
 from .config import Config
 from .db import DAILY_TABLES, WINDOWED_TABLES, TableRead, columns_of, stream_days, unreadable_tables
-from .snapshot import DAILY_BUILDERS, Health, Section, Snapshot, frozen_mapping, midnight_utc
+from .snapshot import Health, Section, Snapshot, frozen_mapping, midnight_utc
 
 # Prometheus 2.42 refuses backfilled samples inside its head block: the last 3 hours.
 HEAD_MARGIN = timedelta(hours=3, minutes=5)
@@ -57,7 +58,7 @@ def backfill(dsn: str, password: str | None, config: Config, since: date, output
                 snapshot = Snapshot(sections=frozen_mapping(sections), health=Health(),
                                     refresh_interval=config.refresh_interval, max_data_age=config.max_data_age)
                 render_at = instants[0]
-                for family in build_registry(lambda s=snapshot: s, clock=lambda t=render_at: t).collect():
+                for family in build_registry(_constant(snapshot), clock=_constant(render_at)).collect():
                     if family.name.startswith(_SKIPPED_PREFIXES):
                         continue
                     for sample in family.samples:
@@ -84,7 +85,7 @@ def _days(conn: psycopg2.extensions.connection, config: Config, since: date, tod
         sections = {}
         for table, stream in streams.items():
             window = windows[table]
-            while stream.peek() is not None and stream.peek()[0] <= day:
+            while (ahead := stream.peek()) is not None and ahead[0] <= day:
                 window.append(next(stream))
             while window and window[0][0] < day - timedelta(days=window_days):
                 window.popleft()
@@ -126,6 +127,14 @@ def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+
+
+_T = TypeVar("_T")
+
+
+def _constant(value: _T) -> Callable[[], _T]:
+    """A function returning value: it binds the loop's current value, where a closure would see the last."""
+    return lambda: value
 
 
 class _peekable:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -14,6 +13,16 @@ from typing import Any
 import yaml
 
 from .anomaly import BASELINES, MIN_DAYS_PER_WEEKDAY
+from .configvalues import (
+    float_in,
+    int_in,
+    one_of,
+    optional_float_in,
+    optional_path,
+    parse_duration,
+    parse_listen_address,
+    string,
+)
 
 ENV_PREFIX = "RAG_EXPORTER_"
 # Kept out of the YAML on purpose: a password belongs in the environment or a file.
@@ -87,93 +96,6 @@ def load_yaml_file(path: str | Path, prefix: str = "") -> Any:
                                                f"{exc.second_line}); remove one")]) from None
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number (seconds) or a string such as '500ms', '60s', '5m', '1h'."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a duration like 60s or 5m, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
-    else:
-        raise ValueError(f"must be a duration like 60s or 5m, got {value!r}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"must be a positive duration, got {value!r}")
-    return seconds
-
-
-def _int_in(low: int, high: int) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            value = int(value)
-        if not isinstance(value, int):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, high: float) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a number, got {value!r}")
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ValueError(f"must be a number, got {value!r}") from None
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"must be a number, got {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
-        return float(value)
-
-    return parse
-
-
-def _optional_float_in(low: float, high: float) -> Callable[[Any], float | None]:
-    number = _float_in(low, high)
-    return lambda value: None if value is None or value == "" else number(value)
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    return parse
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-
-def _optional_path(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return _text(value)
-
-
-def parse_listen_address(value: Any) -> tuple[str, int]:
-    """(host, port) from 'HOST:PORT' or '[v6]:PORT'."""
-    text = _text(value)
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"must be HOST:PORT (e.g. 0.0.0.0:9841 or [::1]:9841), got {text!r}")
-    return host.strip("[]"), int(port)
-
-
 def _budgets(value: Any) -> dict[str, float]:
     if value is None:
         return {}
@@ -188,7 +110,7 @@ def _budgets(value: Any) -> dict[str, float]:
             return {}
     if not isinstance(value, Mapping):
         raise ValueError(f"must be a mapping of model name to USD per day, got {value!r}")
-    number = _float_in(0, 1e12)
+    number = float_in(0, 1e12)
     return {str(model): number(usd) for model, usd in value.items()}
 
 
@@ -226,29 +148,29 @@ class Config:
 # (section, key) -> (Config field, parser). The YAML layout and the environment
 # names (RAG_EXPORTER_<SECTION>_<KEY>) both come from this one table.
 _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
-    ("database", "dsn"): ("dsn", _text),
-    ("database", "password_file"): ("password_file", _optional_path),
+    ("database", "dsn"): ("dsn", string),
+    ("database", "password_file"): ("password_file", optional_path),
     ("database", "statement_timeout"): ("statement_timeout", parse_duration),
     ("database", "lock_timeout"): ("lock_timeout", parse_duration),
     ("database", "connect_timeout"): ("connect_timeout", parse_duration),
-    ("database", "application_name"): ("application_name", _text),
+    ("database", "application_name"): ("application_name", string),
     ("web", "listen_address"): ("listen_address", parse_listen_address),
-    ("web", "config_file"): ("web_config_file", _optional_path),
-    ("web", "max_requests"): ("max_requests", _int_in(0, 100_000)),
+    ("web", "config_file"): ("web_config_file", optional_path),
+    ("web", "max_requests"): ("max_requests", int_in(0, 100_000)),
     ("refresh", "interval"): ("refresh_interval", parse_duration),
     ("refresh", "chunk_interval"): ("chunk_refresh_interval", parse_duration),
     ("refresh", "max_data_age"): ("max_data_age", parse_duration),
-    ("anomaly", "lookback_days"): ("lookback_days", _int_in(2, 400)),
-    ("anomaly", "min_baseline_days"): ("min_baseline_days", _int_in(2, 400)),
-    ("anomaly", "min_relative_spread"): ("min_relative_spread", _float_in(0.0, 1.0)),
-    ("anomaly", "baseline"): ("baseline", _one_of(BASELINES)),
-    ("slo", "period_days"): ("slo_period_days", _int_in(1, 400)),
-    ("limits", "components"): ("max_components", _int_in(1, 1000)),
-    ("limits", "models"): ("max_models", _int_in(1, 1000)),
-    ("limits", "tags"): ("max_tags", _int_in(1, 1000)),
-    ("limits", "patterns"): ("max_patterns", _int_in(1, 1000)),
-    ("limits", "top_chunks"): ("top_chunks", _int_in(0, 1000)),
-    ("budgets", "default_daily_cost_usd"): ("default_daily_cost_budget_usd", _optional_float_in(0, 1e12)),
+    ("anomaly", "lookback_days"): ("lookback_days", int_in(2, 400)),
+    ("anomaly", "min_baseline_days"): ("min_baseline_days", int_in(2, 400)),
+    ("anomaly", "min_relative_spread"): ("min_relative_spread", float_in(0.0, 1.0)),
+    ("anomaly", "baseline"): ("baseline", one_of(BASELINES)),
+    ("slo", "period_days"): ("slo_period_days", int_in(1, 400)),
+    ("limits", "components"): ("max_components", int_in(1, 1000)),
+    ("limits", "models"): ("max_models", int_in(1, 1000)),
+    ("limits", "tags"): ("max_tags", int_in(1, 1000)),
+    ("limits", "patterns"): ("max_patterns", int_in(1, 1000)),
+    ("limits", "top_chunks"): ("top_chunks", int_in(0, 1000)),
+    ("budgets", "default_daily_cost_usd"): ("default_daily_cost_budget_usd", optional_float_in(0, 1e12)),
     ("budgets", "models"): ("model_daily_cost_budget_usd", _budgets),
 }
 

@@ -14,8 +14,10 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from . import tables
 from .dberrors import first_line, is_connection_failure
 from .redact import redact
+from .tables import CHUNK_RETRIEVAL_STATS, Read
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +26,10 @@ log = logging.getLogger(__name__)
 # of the table's freshness, where it would hide a stopped ETL until that time had passed.
 FUTURE_TOLERANCE_SECONDS = 300.0
 
-TABLES = (
-    "latency_metrics",
-    "token_usage_daily",
-    "citation_daily",
-    "chunk_retrieval_stats",
-    "feedback_daily",
-    "feedback_tags_daily",
-    "follow_up_patterns_daily",
-)
-DAILY_TABLES = tuple(t for t in TABLES if t != "chunk_retrieval_stats")
+TABLES = tuple(t.name for t in tables.ALL)
+DAILY_TABLES = tuple(t.name for t in tables.DAILY)
+# Tables read over the scoring window; the other daily tables are read for their newest day only.
+WINDOWED_TABLES = tuple(t.name for t in tables.DAILY if t.read is Read.WINDOW)
 
 
 class DatabaseUnavailable(Exception):
@@ -63,44 +59,28 @@ class TableRead:
     future_rows: int = 0  # rows left out of `rows` for an updated_at in the future
 
 
-# Daily tables: the scoring window (for z-scores and a stable top-N) plus the newest
-# day. Tables with no z-score read only their newest day. Table names are fixed
-# identifiers from this module, never user input; values are always parameters.
-_WINDOW_QUERIES = {
-    "latency_metrics": (
-        "date, component, request_count, error_count, avg_time_ms,"
-        " p50_time_ms, p90_time_ms, p95_time_ms, p99_time_ms"
-    ),
-    "token_usage_daily": (
-        "date, model_name, request_count, prompt_tokens, completion_tokens,"
-        " total_tokens, estimated_cost_usd"
-    ),
-}
-_NEWEST_DAY_QUERIES = {
-    "citation_daily": (
-        "date, responses_total, zero_citations, one_citation, two_citations, three_plus_citations"
-    ),
-    "feedback_daily": "date, positive_count, negative_count",
-    "feedback_tags_daily": "date, tag, positive_count, negative_count",
-    "follow_up_patterns_daily": (
-        "date, pattern, frequency, avg_response_time_ms, feedback_count, positive_feedback_count"
-    ),
-}
-
-# Tables read over the scoring window; the others are read for their newest day only.
-WINDOWED_TABLES = tuple(_WINDOW_QUERIES)
-
-_FRESHNESS_SQL = (
+# Daily tables: the scoring window (for z-scores and a stable top-N) plus the newest day; tables
+# with no z-score read only their newest day. Every statement is built here, once, from the static
+# declarations of tables.py: no identifier comes from a value, and values are always parameters.
+_FRESHNESS_SQL = {t.name: (
     "SELECT max(date) FILTER (WHERE date <= %(today)s), max(updated_at) FILTER (WHERE updated_at <= %(horizon)s),"
-    " max(updated_at) FILTER (WHERE date = %(previous)s AND updated_at <= %(horizon)s) FROM {table}"
-)
+    f" max(updated_at) FILTER (WHERE date = %(previous)s AND updated_at <= %(horizon)s) FROM {t.name}"
+) for t in tables.DAILY}
+# The last column says whether the row's updated_at is in the future: such rows are counted, not used.
+_ROWS_SQL = {t.name: (
+    f"SELECT {', '.join(t.read_columns)}, COALESCE(updated_at > %(horizon)s, false) FROM {t.name} "
+    + ("WHERE date >= %(since)s OR date = %(newest)s ORDER BY date" if t.read is Read.WINDOW
+       else "WHERE date = %(newest)s")
+) for t in tables.DAILY}
+_STREAM_SQL = {t.name: f"SELECT {', '.join(t.read_columns)} FROM {t.name} WHERE date BETWEEN %(since)s AND %(until)s"
+               " ORDER BY date" for t in tables.DAILY}
 
 # Chunk relevance buckets 0..9 are [0.0, 0.1) ... [0.9, 1.0]; negative buckets are
 # rows that cannot be placed, by reason. Aggregated in the database: the table may
 # hold 10^7 rows and none of them come to Python.
 CHUNK_BUCKET_REASONS = {-1: "null_relevance", -2: "non_finite", -3: "out_of_range", -4: "negative_count",
                         -5: "future_updated_at"}
-_CHUNK_BUCKETS_SQL = """
+_CHUNK_BUCKETS_SQL = f"""
 SELECT bucket, count(*), sum(retrieval_count), sum(citation_count)
 FROM (
     SELECT retrieval_count, citation_count,
@@ -112,16 +92,16 @@ FROM (
             WHEN avg_relevance < 0 OR avg_relevance > 1 THEN -3
             ELSE least(floor(avg_relevance * 10)::int, 9)
         END AS bucket
-    FROM chunk_retrieval_stats
+    FROM {CHUNK_RETRIEVAL_STATS.name}
 ) AS placed
 GROUP BY bucket
 ORDER BY bucket
 """
 # Rows the bucket query rejects are filtered here too: ranked first and dropped afterwards,
 # they would take top-N slots and fewer than limits.top_chunks chunks would be served.
-_TOP_CHUNKS_SQL = """
+_TOP_CHUNKS_SQL = f"""
 SELECT chunk_id, document_id, retrieval_count, citation_count, avg_relevance
-FROM chunk_retrieval_stats
+FROM {CHUNK_RETRIEVAL_STATS.name}
 WHERE chunk_id IS NOT NULL AND document_id IS NOT NULL AND retrieval_count >= 0 AND citation_count >= 0
     AND (avg_relevance IS NULL OR avg_relevance BETWEEN 0 AND 1) AND (updated_at IS NULL OR updated_at <= %(horizon)s)
 ORDER BY retrieval_count DESC, chunk_id
@@ -210,15 +190,15 @@ class Database:
         try:
             conn = self._open()
             with conn.cursor() as cur:
-                tables: dict[str, TableRead | QueryFailed] = {}
+                reads: dict[str, TableRead | QueryFailed] = {}
                 for table in DAILY_TABLES:
-                    tables[table] = _guarded(cur, table, lambda t=table: _read_daily(cur, t, params))
+                    reads[table] = _guarded(cur, table, lambda t=table: _read_daily(cur, t, params))
                 chunks = None
                 if with_chunks:
-                    chunks = _guarded(cur, "chunk_retrieval_stats", lambda: _read_chunks(cur, top_chunks, params))
+                    chunks = _guarded(cur, CHUNK_RETRIEVAL_STATS.name, lambda: _read_chunks(cur, top_chunks, params))
             conn.rollback()  # read-only: nothing to commit; ends the snapshot promptly
-            return tables, chunks
-        except Exception as exc:
+            return reads, chunks
+        except Exception as exc:  # noqa: BLE001 (re-raised as DatabaseUnavailable)
             # Whatever broke outside a table's savepoint (connect, session set-up, the connection
             # dropping mid-read) leaves nothing trustworthy: start afresh. Closing ends the transaction.
             self.close()
@@ -267,24 +247,16 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
 
 
 def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, Any]) -> TableRead:
-    cur.execute(_FRESHNESS_SQL.format(table=table), params)
-    newest_date, updated_at, previous_day_updated_at = cur.fetchone()
-    # The last column says whether the row's updated_at is in the future: such rows are counted, not used.
-    future = "COALESCE(updated_at > %(horizon)s, false)"
-    if table in _WINDOW_QUERIES:
-        columns = _WINDOW_QUERIES[table]
-        cur.execute(
-            f"SELECT {columns}, {future} FROM {table} WHERE date >= %(since)s OR date = %(newest)s ORDER BY date",
-            params | {"since": min(params["since"], newest_date or params["since"]), "newest": newest_date},
-        )
-    else:
-        columns = _NEWEST_DAY_QUERIES[table]
-        cur.execute(f"SELECT {columns}, {future} FROM {table} WHERE date = %(newest)s",
-                    params | {"newest": newest_date})
+    declared = tables.daily(table)
+    cur.execute(_FRESHNESS_SQL[table], params)
+    [(newest_date, updated_at, previous_day_updated_at)] = cur.fetchall()  # an aggregate: one row
+    if declared.read is Read.WINDOW:
+        params = params | {"since": min(params["since"], newest_date or params["since"])}
+    cur.execute(_ROWS_SQL[table], params | {"newest": newest_date})
     fetched = cur.fetchall()
     return TableRead(
         table=table,
-        columns=columns_of(table),
+        columns=declared.read_columns,
         rows=tuple(row[:-1] for row in fetched if not row[-1]),
         newest_date=newest_date,
         updated_at=updated_at,
@@ -294,8 +266,8 @@ def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, A
 
 
 def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int, params: dict[str, Any]) -> ChunkRead:
-    cur.execute("SELECT max(updated_at) FROM chunk_retrieval_stats WHERE updated_at <= %(horizon)s", params)
-    (updated_at,) = cur.fetchone()
+    cur.execute(f"SELECT max(updated_at) FROM {CHUNK_RETRIEVAL_STATS.name} WHERE updated_at <= %(horizon)s", params)
+    [(updated_at,)] = cur.fetchall()
     cur.execute(_CHUNK_BUCKETS_SQL, params)
     buckets = tuple(
         (int(bucket), int(chunks), float(retrievals or 0), float(citations or 0))
@@ -325,8 +297,7 @@ def init_db(dsn: str, password: str | None = None) -> None:
 
 def columns_of(table: str) -> tuple[str, ...]:
     """The columns the exporter reads from a daily table, in order."""
-    columns = _WINDOW_QUERIES.get(table) or _NEWEST_DAY_QUERIES[table]
-    return tuple(c.strip() for c in columns.split(","))
+    return tables.daily(table).read_columns
 
 
 _UNREADABLE_SQL = """
@@ -351,18 +322,17 @@ def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, u
 
     Only one day's rows are held at a time, so history of any length streams in constant memory.
     """
-    columns = ", ".join(columns_of(table))
+    statement = _STREAM_SQL[tables.daily(table).name]
     with conn.cursor(name=f"stream_{table}") as cur:
         cur.itersize = 10_000
-        cur.execute(f"SELECT {columns} FROM {table} WHERE date BETWEEN %(since)s AND %(until)s ORDER BY date",
-                    {"since": since, "until": until})
+        cur.execute(statement, {"since": since, "until": until})
         day: date | None = None
         rows: list[tuple[Any, ...]] = []
         for row in cur:
             if row[0] != day and rows:
-                yield day, rows  # type: ignore[misc]
+                yield rows[0][0], rows
                 rows = []
             day = row[0]
             rows.append(row)
         if rows:
-            yield day, rows  # type: ignore[misc]
+            yield rows[0][0], rows

@@ -198,14 +198,15 @@ def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, d
     alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     am_address = f"127.0.0.1:{alertmanager_port}"
     if alertmanager is not None:
-        sink = WebhookSink("127.0.0.1", 0, on_notification=on_notification or print_notification)
-        _step(f"starting Alertmanager on {am_address}; notifications are printed here ({sink.url})")
+        sink = serve_notifications(on_notification or print_notification)
+        sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
+        _step(f"starting Alertmanager on {am_address}; notifications are printed here ({sink_url})")
         am_dir = folder / "alertmanager"
         # A fresh notification log each run: the last run's would hold back its pages for the repeat interval.
         shutil.rmtree(am_dir / "data", ignore_errors=True)
         am_dir.mkdir(exist_ok=True)
         am_config = am_dir / "alertmanager.yml"
-        am_config.write_text(alertmanager_config(sink.url, fast=False, factor=DEMO_FACTOR))
+        am_config.write_text(alertmanager_config(sink_url, factor=DEMO_FACTOR))
         started.append(("alertmanager", f"http://{am_address}", subprocess.Popen(
             [alertmanager, f"--config.file={am_config}", f"--storage.path={am_dir / 'data'}",
              f"--web.listen-address={am_address}", f"--web.external-url=http://{am_address}",
@@ -232,18 +233,13 @@ def start_prometheus_stack(folder: Path, exporter_target: str, config: Config, d
         stdout=(prom_dir / "log").open("w"), stderr=subprocess.STDOUT)))
 
 
-def prometheus_config(exporter_targets: str | list[dict[str, Any]], alertmanager_target: str | None, interval: str,
+def prometheus_config(exporter_target: str, alertmanager_target: str | None, interval: str,
                       rule_files: list[Path]) -> str:
-    """A Prometheus config scraping the exporter with the given rule files (YAML text).
-
-    exporter_targets: one target, or static_configs ({targets, labels}) naming several deployments.
-    """
-    static_configs = ([{"targets": [exporter_targets]}] if isinstance(exporter_targets, str)
-                      else exporter_targets)
+    """A Prometheus config scraping the exporter with the given rule files (YAML text)."""
     document: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": "rag-analytics-exporter", "static_configs": static_configs}],
+        "scrape_configs": [{"job_name": "rag-analytics-exporter", "static_configs": [{"targets": [exporter_target]}]}],
     }
     if alertmanager_target:
         document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]}
@@ -259,59 +255,37 @@ def write_scaled_rules(destination: Path, factor: float, calendar_offset: timede
     return write_scaled_rule_files(sources, destination, factor, calendar_offset, windows)
 
 
-def alertmanager_config(webhook_base: str, fast: bool, factor: float = 1.0) -> str:
-    """alerting/alertmanager.yml with its webhooks sent to webhook_base; fast shortens the timings to a second
-    or two, factor divides the group wait and interval (not the repeat: a page printed twice is noise)."""
+def alertmanager_config(webhook_base: str, factor: float = 1.0) -> str:
+    """alerting/alertmanager.yml with its webhooks sent to webhook_base, the group wait and interval divided
+    by factor (not the repeat: a page printed twice is noise)."""
     document = yaml.safe_load((REPO_ROOT / "alerting" / "alertmanager.yml").read_text())
     for receiver in document["receivers"]:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = webhook_base.rstrip("/") + "/" + webhook["url"].rsplit("/", 1)[1]
-    if fast:
-        document["route"].update(group_wait="1s", group_interval="2s")
-    else:
-        for key in ("group_wait", "group_interval"):
-            scaled = timedelta(seconds=max(1, round(parse_duration(document["route"][key]).total_seconds() / factor)))
-            document["route"][key] = format_duration(scaled)
+    for key in ("group_wait", "group_interval"):
+        scaled = timedelta(seconds=max(1, round(parse_duration(document["route"][key]).total_seconds() / factor)))
+        document["route"][key] = format_duration(scaled)
     return yaml.safe_dump(document, sort_keys=False)
 
 
-class WebhookSink:
-    """A local Alertmanager webhook receiver: records every notification, optionally prints it."""
+def serve_notifications(on_notification: Callable[[str, dict[str, Any]], None], host: str = "127.0.0.1",
+                        port: int = 0) -> ThreadingHTTPServer:
+    """An Alertmanager webhook receiver serving on a thread: on_notification(receiver path, payload) per POST."""
 
-    def __init__(self, host: str, port: int, on_notification: Callable[[str, dict[str, Any]], None] | None = None):
-        self.notifications: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        sink = self
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's naming
+            payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            on_notification(self.path.strip("/"), payload)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                payload = json.loads(body)
-                receiver = self.path.strip("/")
-                with sink._lock:
-                    sink.notifications.append((receiver, payload))
-                if on_notification is not None:
-                    on_notification(receiver, payload)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self.url = f"http://{host}:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def received(self) -> list[tuple[str, dict[str, Any]]]:
-        """A copy of the notifications so far, as (receiver path, payload)."""
-        with self._lock:
-            return list(self.notifications)
-
-    def close(self) -> None:
-        """Stop listening."""
-        self._server.shutdown()
-        self._server.server_close()
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="notifications").start()
+    return server
 
 
 _print_lock = threading.Lock()

@@ -31,8 +31,8 @@ class Exposition:
         # Process figures change every second, so they are rendered on each scrape;
         # they are small enough that this costs a fraction of a millisecond.
         self._live = CollectorRegistry(auto_describe=False)
-        for collector in (ProcessCollector, PlatformCollector, GCCollector):
-            collector(registry=self._live)
+        for make in (ProcessCollector, PlatformCollector, GCCollector):
+            make(registry=self._live)
         for collector in live:
             self._live.register(collector)
 

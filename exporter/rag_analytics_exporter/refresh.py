@@ -6,17 +6,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .builders import DAILY_BUILDERS, build_chunks
 from .config import Config
-from .db import DAILY_TABLES, Database, DatabaseUnavailable, QueryFailed
+from .db import DAILY_TABLES, ChunkRead, Database, DatabaseUnavailable, QueryFailed, TableRead
 from .dberrors import first_line
-from .snapshot import DAILY_BUILDERS, Section, Snapshot, build_chunks, empty_snapshot, frozen_mapping
+from .snapshot import Health, Section, Snapshot, empty_snapshot, frozen_mapping
+from .tables import CHUNK_RETRIEVAL_STATS
 
 log = logging.getLogger(__name__)
 
@@ -72,81 +74,110 @@ class Refresher:
         started = self._clock()
         previous = self._snapshot
         today = datetime.fromtimestamp(started, timezone.utc).date()
-        # The anomaly baseline's days, and the SLO period's for its exact error budget.
-        since = today - timedelta(days=max(self._config.lookback_days + 1, self._config.slo_period_days - 1))
-        # Slack of a tenth of the interval keeps a chunk read due on the tick it is meant for.
-        chunks_due = (self._last_chunk_read is None or started - self._last_chunk_read
-                      >= self._config.chunk_refresh_interval - self._config.refresh_interval / 10)
-        sections = dict(previous.sections)
-        errors = dict(previous.health.errors)
-        table_up = dict(previous.health.table_up)
+        draft = _Draft(dict(previous.sections), dict(previous.health.errors), dict(previous.health.table_up))
         try:
-            reads, chunk_read = self._db.read(today, since, with_chunks=chunks_due, top_chunks=self._config.top_chunks,
-                                              now=datetime.fromtimestamp(started, timezone.utc))
+            reads, chunk_read = self._read(started, today)
         except DatabaseUnavailable as exc:
-            log.error("refresh failed: database unavailable: %s", exc)
-            errors["connection"] += 1
-            self._failed_connects += 1
-            table_up = {table: False for table in (*DAILY_TABLES, "chunk_retrieval_stats")}
-            ok = False
+            self._record_outage(exc, draft)
         else:
-            if self._failed_connects:
-                log.info("database reachable again after %d failed refreshes", self._failed_connects)
-                self._failed_connects = 0
-            ok = True
-            for table, read in reads.items():
-                section = _build(table, read, DAILY_BUILDERS[table], started, today, self._config)
-                ok &= self._record(table, section, sections, table_up, errors)
-            if chunk_read is not None:
-                section = _build("chunk_retrieval_stats", chunk_read, build_chunks, started)
-                self._chunk_read_ok = self._record("chunk_retrieval_stats", section, sections, table_up, errors)
-                ok &= self._chunk_read_ok
-                if self._chunk_read_ok:
-                    self._last_chunk_read = started
-            elif "chunk_retrieval_stats" in sections and self._chunk_read_ok:
-                # Not due: the database answered and the last chunk read stands.
-                table_up["chunk_retrieval_stats"] = True
-                sections["chunk_retrieval_stats"] = replace(sections["chunk_retrieval_stats"], confirmed_at=started)
+            self._record_reads(reads, started, today, draft)
+            self._record_chunks(chunk_read, started, draft)
         finished = self._clock()
-        with self._lock:
-            skipped = self._skipped
-        health = replace(
-            previous.health,
-            up=ok,
-            last_attempt=finished,
-            last_success=finished if ok else previous.health.last_success,
-            duration_seconds=finished - started,
-            refreshes=previous.health.refreshes + 1,
-            errors=frozen_mapping(errors),
-            skipped=skipped,
-            table_up=frozen_mapping(table_up),
-        )
-        self._snapshot = Snapshot(sections=frozen_mapping(sections), health=health,
-                                  refresh_interval=previous.refresh_interval, max_data_age=previous.max_data_age)
-        if ok:
+        self._snapshot = Snapshot(sections=frozen_mapping(draft.sections),
+                                  health=self._health(previous.health, draft, started, finished),
+                                  refresh_interval=self._config.refresh_interval,
+                                  max_data_age=self._config.max_data_age)
+        if draft.ok:
             log.debug("refresh ok in %.3fs", finished - started)
         for listener in self._listeners:
             listener()
         return self._snapshot
 
-    def _record(self, table: str, result: Section | QueryFailed, sections: dict[str, Section],
-                table_up: dict[str, bool], errors: dict[str, int]) -> bool:
+    def _read(self, started: float, today: date) -> tuple[dict[str, TableRead | QueryFailed],
+                                                          ChunkRead | QueryFailed | None]:
+        """One read of the database: the daily tables over the days they need, the chunk table when due."""
+        # The anomaly baseline's days, and the SLO period's for its exact error budget.
+        since = today - timedelta(days=max(self._config.lookback_days + 1, self._config.slo_period_days - 1))
+        # Slack of a tenth of the interval keeps a chunk read due on the tick it is meant for.
+        chunks_due = (self._last_chunk_read is None or started - self._last_chunk_read
+                      >= self._config.chunk_refresh_interval - self._config.refresh_interval / 10)
+        return self._db.read(today, since, with_chunks=chunks_due, top_chunks=self._config.top_chunks,
+                             now=datetime.fromtimestamp(started, timezone.utc))
+
+    def _record_outage(self, exc: DatabaseUnavailable, draft: _Draft) -> None:
+        """Nothing was read: every table is down and the refresh failed, with kind="connection"."""
+        log.error("refresh failed: database unavailable: %s", exc)
+        draft.errors["connection"] += 1
+        self._failed_connects += 1
+        draft.table_up = {table: False for table in (*DAILY_TABLES, CHUNK_RETRIEVAL_STATS.name)}
+        draft.ok = False
+
+    def _record_reads(self, reads: dict[str, TableRead | QueryFailed], started: float, today: date,
+                      draft: _Draft) -> None:
+        """Build and store each daily table's section; a table that failed keeps its previous one."""
+        if self._failed_connects:
+            log.info("database reachable again after %d failed refreshes", self._failed_connects)
+            self._failed_connects = 0
+        for table, read in reads.items():
+            section = _build(table, read, DAILY_BUILDERS[table], started, today, self._config)
+            draft.ok &= self._record(table, section, draft)
+
+    def _record_chunks(self, read: ChunkRead | QueryFailed | None, started: float, draft: _Draft) -> None:
+        """The chunk table's outcome: read this time, or not due (None) and its last read stands."""
+        table = CHUNK_RETRIEVAL_STATS.name
+        if read is not None:
+            self._chunk_read_ok = self._record(table, _build(table, read, build_chunks, started), draft)
+            draft.ok &= self._chunk_read_ok
+            if self._chunk_read_ok:
+                self._last_chunk_read = started
+        elif table in draft.sections and self._chunk_read_ok:
+            # Not due: the database answered and the last chunk read stands.
+            draft.table_up[table] = True
+            draft.sections[table] = replace(draft.sections[table], confirmed_at=started)
+
+    def _health(self, previous: Health, draft: _Draft, started: float, finished: float) -> Health:
+        """The previous health carried forward by this refresh's outcome."""
+        with self._lock:
+            skipped = self._skipped
+        return replace(
+            previous,
+            up=draft.ok,
+            last_attempt=finished,
+            last_success=finished if draft.ok else previous.last_success,
+            duration_seconds=finished - started,
+            refreshes=previous.refreshes + 1,
+            errors=frozen_mapping(draft.errors),
+            skipped=skipped,
+            table_up=frozen_mapping(draft.table_up),
+        )
+
+    def _record(self, table: str, result: Section[Any] | QueryFailed, draft: _Draft) -> bool:
         """Store one table's outcome; True when it was read. A failure counts as kind="query"."""
         if isinstance(result, QueryFailed):
             log.error("refresh: reading %s failed: %s", table, result.reason)
-            errors["query"] += 1
-            table_up[table] = False
+            draft.errors["query"] += 1
+            draft.table_up[table] = False
             self._failed_tables.add(table)
             return False
         if table in self._failed_tables:
             self._failed_tables.discard(table)
             log.info("refresh: reading %s works again", table)
-        table_up[table] = True
-        sections[table] = result
+        draft.table_up[table] = True
+        draft.sections[table] = result
         return True
 
 
-def _build(table: str, read: Any, build: Callable[..., Section], *args: Any) -> Section | QueryFailed:
+@dataclass
+class _Draft:
+    """The next snapshot's parts while one refresh fills them in, starting from the previous snapshot's."""
+
+    sections: dict[str, Section[Any]]
+    errors: dict[str, int]
+    table_up: dict[str, bool]
+    ok: bool = True  # every table tried was read
+
+
+def _build(table: str, read: Any, build: Callable[..., Section[Any]], *args: Any) -> Section[Any] | QueryFailed:
     """The table's section, or a QueryFailed when the read failed or its rows broke the builder."""
     if isinstance(read, QueryFailed):
         return read

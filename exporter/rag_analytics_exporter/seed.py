@@ -10,6 +10,7 @@ import numpy as np
 import psycopg2
 import psycopg2.extensions
 
+from . import tables
 from .db import TABLES
 
 COMPONENTS = {  # mean stage time in ms and the log-normal spread of one request's time
@@ -62,77 +63,137 @@ class DemoScale:
     extra_patterns: int = 0
 
 
+@dataclass(frozen=True)
+class _Labels:
+    """The label values of one run: the fixed sets, plus the extra ones a benchmark's scale asks for."""
+
+    models: dict[str, tuple[float, float, float]]
+    tags: dict[str, tuple[float, float]]
+    patterns: dict[str, tuple[float, float, float]]
+
+
+@dataclass(frozen=True)
+class _Day:
+    """One generated day: its date, its share of a whole day's traffic, and whether it carries the anomalies."""
+
+    day: date
+    fraction: float
+    surge: bool
+    updated: datetime
+
+    @property
+    def weekend(self) -> bool:
+        return self.day.weekday() >= 5
+
+
 def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool, anomalies_today: bool = True
              ) -> dict[str, list[tuple]]:
     """Rows for the six daily tables, the last day being `at`'s UTC day, partial up to `at`.
 
     anomalies puts them on yesterday (scored) and, with anomalies_today, on today so far too.
     """
+    # One generator drawn in a fixed order, day after day and table after table: the rows are the
+    # same for a seed only as long as that order is (tests/test_seed.py pins them).
     rng = np.random.default_rng(seed)
+    labels = _labels(scale)
+    rows: dict[str, list[tuple]] = {t: [] for t in TABLES if t != tables.CHUNK_RETRIEVAL_STATS.name}
+    for day in _days(scale.days, at, anomalies, anomalies_today):
+        requests = int(REQUESTS_PER_DAY * (0.55 if day.weekend else 1.0) * rng.normal(1.0, 0.05) * day.fraction)
+        rows["latency_metrics"] += _latency_rows(rng, day, requests)
+        rows["token_usage_daily"] += _token_rows(rng, day, requests, labels.models)
+        rows["citation_daily"].append(_citation_row(rng, day, requests))
+        feedback = int(requests * FEEDBACK_SHARE)
+        rows["feedback_daily"].append(_feedback_row(rng, day, feedback))
+        rows["feedback_tags_daily"] += _tag_rows(rng, day, feedback, labels.tags)
+        rows["follow_up_patterns_daily"] += _pattern_rows(rng, day, requests, labels.patterns)
+    return rows
+
+
+def _labels(scale: DemoScale) -> _Labels:
+    models = dict(MODELS) | {f"finetune-{i:03d}": (0.02, 0.5 + i % 7, 1.5 + i % 5) for i in range(scale.extra_models)}
+    tags = dict(TAGS) | {f"tag_{i:03d}": (0.01, 0.5) for i in range(scale.extra_tags)}
+    patterns = dict(PATTERNS) | {f"pattern_{i:03d}": (0.002, 2200.0, 0.6) for i in range(scale.extra_patterns)}
+    return _Labels(models, tags, patterns)
+
+
+def _days(count: int, at: datetime, anomalies: bool, anomalies_today: bool) -> list[_Day]:
+    """The days to generate, oldest first; today is partial and was written two minutes before `at`."""
     today = at.astimezone(timezone.utc).date()
     elapsed = (at - datetime.combine(today, time(), tzinfo=timezone.utc)).total_seconds() / 86400
     # Never less than a tenth of a day, so a demo started just after midnight still has volume.
     today_fraction = max(elapsed, 0.1)
-    models = dict(MODELS)
-    for i in range(scale.extra_models):
-        models[f"finetune-{i:03d}"] = (0.02, 0.5 + i % 7, 1.5 + i % 5)
-    tags = dict(TAGS) | {f"tag_{i:03d}": (0.01, 0.5) for i in range(scale.extra_tags)}
-    patterns = dict(PATTERNS) | {f"pattern_{i:03d}": (0.002, 2200.0, 0.6) for i in range(scale.extra_patterns)}
-    rows: dict[str, list[tuple]] = {t: [] for t in TABLES if t != "chunk_retrieval_stats"}
+    # A whole day's rows were written by the ETL's run ten minutes after it ended.
+    days = [_Day(day, 1.0, anomalies and offset == 1,
+                 datetime.combine(day + timedelta(days=1), time(0, 10), tzinfo=timezone.utc))
+            for offset in range(count - 1, 0, -1) for day in [today - timedelta(days=offset)]]
+    return [*days, _Day(today, today_fraction, anomalies and anomalies_today, at - timedelta(minutes=2))]
 
-    for offset in range(scale.days - 1, -1, -1):
-        day = today - timedelta(days=offset)
-        fraction = today_fraction if offset == 0 else 1.0
-        surge = anomalies and (offset == 1 or (offset == 0 and anomalies_today))
-        updated = at - timedelta(minutes=2) if offset == 0 else datetime.combine(
-            day + timedelta(days=1), time(0, 10), tzinfo=timezone.utc)
-        weekend = day.weekday() >= 5
-        requests = int(REQUESTS_PER_DAY * (0.55 if weekend else 1.0) * rng.normal(1.0, 0.05) * fraction)
 
-        total_mean = 0.0
-        for component, (mean_ms, sigma) in COMPONENTS.items():
-            mean = mean_ms * (0.95 if weekend else 1.0) * rng.normal(1.0, 0.03)
-            if surge and component == ANOMALY_COMPONENT:
-                mean *= 2.2
-            total_mean += mean
-            error_ratio = 0.12 if surge and component == ERROR_COMPONENT else BASE_ERROR_RATIO[component]
-            errors = int(rng.binomial(requests, error_ratio))
-            rows["latency_metrics"].append(latency_row(day, component, requests, errors, mean, sigma, updated))
-        rows["latency_metrics"].append(
-            latency_row(day, "total", requests, sum(r[3] for r in rows["latency_metrics"][-5:]),
-                         total_mean, 0.45, updated))
+def _latency_rows(rng: np.random.Generator, day: _Day, requests: int) -> list[tuple]:
+    """One row per component, and the total's: every stage's errors, the sum of the stages' means."""
+    rows, means, errors_by_stage = [], [], []
+    for component, (mean_ms, sigma) in COMPONENTS.items():
+        mean = mean_ms * (0.95 if day.weekend else 1.0) * rng.normal(1.0, 0.03)
+        if day.surge and component == ANOMALY_COMPONENT:
+            mean *= 2.2
+        error_ratio = 0.12 if day.surge and component == ERROR_COMPONENT else BASE_ERROR_RATIO[component]
+        errors = int(rng.binomial(requests, error_ratio))
+        means.append(mean)
+        errors_by_stage.append(errors)
+        rows.append(latency_row(day.day, component, requests, errors, mean, sigma, day.updated))
+    return [*rows, latency_row(day.day, "total", requests, sum(errors_by_stage), sum(means), 0.45, day.updated)]
 
-        for model, (share, prompt_price, completion_price) in models.items():
-            calls = int(requests * share * rng.normal(1.0, 0.04))
-            if surge and model == ANOMALY_MODEL:
-                calls *= 4
-            prompt = int(calls * rng.normal(1800, 60))
-            completion = int(calls * rng.normal(340, 20))
-            cost = round((prompt * prompt_price + completion * completion_price) / 1e6, 6)
-            rows["token_usage_daily"].append(
-                (day, model, calls, prompt, completion, prompt + completion, cost, updated))
 
-        shares = rng.dirichlet([12, 25, 30, 33])
-        buckets = [int(requests * s) for s in shares]
-        rows["citation_daily"].append((day, sum(buckets), *buckets, updated))
+def _token_rows(rng: np.random.Generator, day: _Day, requests: int,
+                models: dict[str, tuple[float, float, float]]) -> list[tuple]:
+    """One row per model; the anomaly model gets four times its calls on a surge day."""
+    rows = []
+    for model, (share, prompt_price, completion_price) in models.items():
+        calls = int(requests * share * rng.normal(1.0, 0.04))
+        if day.surge and model == ANOMALY_MODEL:
+            calls *= 4
+        prompt = int(calls * rng.normal(1800, 60))
+        completion = int(calls * rng.normal(340, 20))
+        cost = round((prompt * prompt_price + completion * completion_price) / 1e6, 6)
+        rows.append((day.day, model, calls, prompt, completion, prompt + completion, cost, day.updated))
+    return rows
 
-        feedback = int(requests * FEEDBACK_SHARE)
-        negative_share = 0.45 if surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
-        negative = int(feedback * negative_share)
-        rows["feedback_daily"].append((day, feedback - negative, negative, updated))
-        for tag, (share, positive_share) in tags.items():
-            count = int(feedback * share * rng.normal(1.0, 0.1))
-            if surge and positive_share < 0.5:
-                count *= 3
-            positive = int(rng.binomial(max(count, 0), positive_share))
-            rows["feedback_tags_daily"].append((day, tag, positive, max(count, 0) - positive, updated))
 
-        for pattern, (share, answer_ms, positive_share) in patterns.items():
-            frequency = int(requests * share * rng.normal(1.0, 0.08))
-            with_feedback = int(frequency * 0.12)
-            positive = int(rng.binomial(with_feedback, positive_share))
-            rows["follow_up_patterns_daily"].append(
-                (day, pattern, frequency, answer_ms * rng.normal(1.0, 0.05), with_feedback, positive, updated))
+def _citation_row(rng: np.random.Generator, day: _Day, requests: int) -> tuple:
+    buckets = [int(requests * share) for share in rng.dirichlet([12, 25, 30, 33])]
+    return (day.day, sum(buckets), *buckets, day.updated)
+
+
+def _feedback_row(rng: np.random.Generator, day: _Day, feedback: int) -> tuple:
+    """Thumbs up and down; a surge day is 45 % negative (no draw, so the next tables' draws come earlier)."""
+    negative_share = 0.45 if day.surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
+    negative = int(feedback * negative_share)
+    return (day.day, feedback - negative, negative, day.updated)
+
+
+def _tag_rows(rng: np.random.Generator, day: _Day, feedback: int, tags: dict[str, tuple[float, float]]
+              ) -> list[tuple]:
+    """One row per tag; the mostly negative tags triple on a surge day."""
+    rows = []
+    for tag, (share, positive_share) in tags.items():
+        count = int(feedback * share * rng.normal(1.0, 0.1))
+        if day.surge and positive_share < 0.5:
+            count *= 3
+        count = max(count, 0)
+        positive = int(rng.binomial(count, positive_share))
+        rows.append((day.day, tag, positive, count - positive, day.updated))
+    return rows
+
+
+def _pattern_rows(rng: np.random.Generator, day: _Day, requests: int,
+                  patterns: dict[str, tuple[float, float, float]]) -> list[tuple]:
+    rows = []
+    for pattern, (share, answer_ms, positive_share) in patterns.items():
+        frequency = int(requests * share * rng.normal(1.0, 0.08))
+        with_feedback = int(frequency * 0.12)
+        positive = int(rng.binomial(with_feedback, positive_share))
+        mean_ms = answer_ms * rng.normal(1.0, 0.05)
+        rows.append((day.day, pattern, frequency, mean_ms, with_feedback, positive, day.updated))
     return rows
 
 
@@ -189,7 +250,8 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
             if not replace:
                 for table in TABLES:
                     cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
-                    if cur.fetchone()[0]:
+                    [(exists,)] = cur.fetchall()
+                    if exists:
                         raise TablesNotEmpty(f"table {table} already holds rows; pass --replace to overwrite them")
             cur.execute(f"TRUNCATE {', '.join(TABLES)}")
             for table, table_rows in rows.items():
@@ -202,18 +264,9 @@ def seed(dsn: str, *, scale: DemoScale = DemoScale(), seed_value: int = 42, at: 
             cur.execute("ANALYZE")
     finally:
         conn.close()
-    return {table: len(table_rows) for table, table_rows in rows.items()} | {"chunk_retrieval_stats": scale.chunks}
+    counts = {table: len(table_rows) for table, table_rows in rows.items()}
+    return counts | {tables.CHUNK_RETRIEVAL_STATS.name: scale.chunks}
 
 
-COPY_COLUMNS = {
-    "latency_metrics": ("date", "component", "request_count", "error_count", "avg_time_ms", "p50_time_ms",
-                        "p90_time_ms", "p95_time_ms", "p99_time_ms", "updated_at"),
-    "token_usage_daily": ("date", "model_name", "request_count", "prompt_tokens", "completion_tokens",
-                          "total_tokens", "estimated_cost_usd", "updated_at"),
-    "citation_daily": ("date", "responses_total", "zero_citations", "one_citation", "two_citations",
-                       "three_plus_citations", "updated_at"),
-    "feedback_daily": ("date", "positive_count", "negative_count", "updated_at"),
-    "feedback_tags_daily": ("date", "tag", "positive_count", "negative_count", "updated_at"),
-    "follow_up_patterns_daily": ("date", "pattern", "frequency", "avg_response_time_ms", "feedback_count",
-                                 "positive_feedback_count", "updated_at"),
-}
+# Every column of each daily table, in the order of generate()'s rows.
+COPY_COLUMNS = {t.name: t.column_names for t in tables.DAILY}

@@ -78,7 +78,7 @@ def rewrite_durations(expr: str, rewrite: Callable[[str, timedelta], timedelta])
         else:
             match = _TOKEN.match(expr, position)
             assert match is not None  # the last alternative matches any character
-            kind, text = match.lastgroup, match.group()
+            kind, text = str(match.lastgroup), match.group()  # every alternative is a named group
         position += len(text)
         if kind == "space" or kind == "comment":
             pass

@@ -10,18 +10,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from .tables import Kind, kinds_of_read_columns
+
 MAX_LABEL_CHARS = 128
 
-# What each column holds. "ms" columns are published in seconds under the name with
-# "_ms" replaced by "_s"; they may be NULL (a day with no traffic has no percentiles).
-_KEYS = {"component", "model_name", "tag", "pattern"}
-_COUNTS = {
-    "request_count", "error_count", "prompt_tokens", "completion_tokens", "total_tokens",
-    "responses_total", "zero_citations", "one_citation", "two_citations", "three_plus_citations",
-    "positive_count", "negative_count", "frequency", "feedback_count", "positive_feedback_count",
-}
-_MILLISECONDS = {"avg_time_ms", "p50_time_ms", "p90_time_ms", "p95_time_ms", "p99_time_ms", "avg_response_time_ms"}
-_USD = {"estimated_cost_usd"}
+# What each column read from a daily table holds, from the declarations of tables.py. Millisecond columns
+# are published in seconds under the name with "_ms" replaced by "_s"; they may be NULL (a day with
+# no traffic has no percentiles).
+_KIND = kinds_of_read_columns()
 # (part, whole): a row whose part exceeds its whole is inconsistent.
 _PART_OF = (("error_count", "request_count"), ("positive_feedback_count", "feedback_count"))
 
@@ -61,20 +57,21 @@ def _number(value: Any, nullable: bool) -> float | None:
 
 def output_name(column: str) -> str:
     """The key a column's value has in a validated row ('avg_time_ms' becomes 'avg_time_s')."""
-    return column[:-3] + "_s" if column in _MILLISECONDS else column
+    return column[:-3] + "_s" if _KIND.get(column) is Kind.MILLISECONDS else column
 
 
 def validate_row(columns: Sequence[str], row: Sequence[Any], today: date) -> dict[str, Any]:
     """One clean row keyed by output_name(column), or Rejected with the reason."""
     clean: dict[str, Any] = {}
     for column, value in zip(columns, row, strict=True):
-        if column == "date":
+        kind = _KIND.get(column)
+        if kind is Kind.DATE:
             if value is None:
                 raise Rejected("null_key")
             if value > today:
                 raise Rejected("future_date")
             clean[column] = value
-        elif column in _KEYS:
+        elif kind is Kind.KEY:
             if value is None:
                 raise Rejected("null_key")
             if not isinstance(value, str):
@@ -83,9 +80,9 @@ def validate_row(columns: Sequence[str], row: Sequence[Any], today: date) -> dic
             if not label.strip():
                 raise Rejected("empty_key")
             clean[column] = label
-        elif column in _COUNTS or column in _USD:
+        elif kind is Kind.COUNT or kind is Kind.USD:
             clean[column] = _number(value, nullable=False)
-        elif column in _MILLISECONDS:
+        elif kind is Kind.MILLISECONDS:
             ms = _number(value, nullable=True)
             clean[output_name(column)] = None if ms is None else ms / 1000.0
         else:

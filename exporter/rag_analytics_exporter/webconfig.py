@@ -80,12 +80,13 @@ def _tls(section: Any, errors: list[tuple[str, str]]) -> ssl.SSLContext | None:
                        f"{auth!r} is not one of {', '.join(_CLIENT_AUTH)} (RequireAnyClientCert is not supported)"))
     elif _CLIENT_AUTH[auth] != ssl.CERT_NONE and not section.get("client_ca_file"):
         errors.append(("tls_server_config.client_ca_file", f"required with client_auth_type {auth}"))
-    versions = {}
+    versions: dict[str, ssl.TLSVersion] = {}
     for key, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
         name = section.get(key, default)
         if name not in _TLS_VERSIONS:
             errors.append((f"tls_server_config.{key}", f"{name!r} is not one of {', '.join(_TLS_VERSIONS)}"))
-        versions[key] = _TLS_VERSIONS.get(name)
+        else:
+            versions[key] = _TLS_VERSIONS[name]
     if errors:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -36,6 +36,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ThresholdsMode,
     VariableOption,
     VariableRefresh,
+    VariableSort,
 )
 from grafana_foundation_sdk.models.piechart import PieChartLegendValues, PieChartType
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
@@ -315,21 +316,21 @@ def query_variable(name: str, label: str, metric: str) -> Any:
     """A variable of the label values of a metric in the selected deployments."""
     return (db.QueryVariable(name).label(label).datasource(DATASOURCE)
             .query(f"label_values({m(metric)}, {name})").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .multi(True).include_all(True).sort(1))
+            .multi(True).include_all(True).sort(VariableSort.ALPHABETICAL_ASC))
 
 
 def deployment_variables() -> list[Any]:
     """The datasource variable (default: the provisioned one) and one variable per deployment label,
     each chained to the ones before it. All is `.*`, which also matches series without the label,
     so a Prometheus that scrapes one unlabelled exporter shows it with no setup."""
-    variables = [db.DatasourceVariable("datasource").label("Data source").type("prometheus")
+    variables: list[Any] = [db.DatasourceVariable("datasource").label("Data source").type("prometheus")
                  .current(VariableOption(text="Prometheus (RAG)", value=CONFIG.datasource_uid, selected=True))]
     before: list[str] = []
     for label in CONFIG.deployment_labels:
         scope = selector("up", *(f'{name}=~"${name}"' for name in before))
         variables.append(db.QueryVariable(label).label(label.replace("_", " ").capitalize()).datasource(DATASOURCE)
                          .query(f"label_values({scope}, {label})").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-                         .multi(True).include_all(True).all_value(".*").sort(1)
+                         .multi(True).include_all(True).all_value(".*").sort(VariableSort.ALPHABETICAL_ASC)
                          .current(VariableOption(text="All", value="$__all", selected=True)))
         before.append(label)
     return variables

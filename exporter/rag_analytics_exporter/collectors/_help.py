@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from prometheus_client.core import GaugeMetricFamily
+
 from ..snapshot import Snapshot
 
 
@@ -9,3 +13,8 @@ def source(snapshot: Snapshot, what: str) -> str:
     """HELP text: the meaning, the source, the refresh cadence and the staleness rule."""
     return (f"{what}. From the daily aggregate tables, read every {snapshot.refresh_interval:g}s; "
             f"absent when no refresh has confirmed it for {snapshot.max_data_age:g}s.")
+
+
+def gauge(snapshot: Snapshot, name: str, what: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+    """A gauge family of table data, its HELP saying what it is and where it comes from (source)."""
+    return GaugeMetricFamily(name, source(snapshot, what), labels=list(labels))

@@ -30,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from ..anomaly import Score
-from ..snapshot import LatencyData, Snapshot, UsageData, View, midnight_utc
+from ..snapshot import LATENCY, USAGE, Snapshot, View, midnight_utc
 from ._help import source
 
 _RULE = ("scored: the last complete UTC day against the lookback days before it, (scored - center) / spread "
@@ -39,17 +39,16 @@ _RULE = ("scored: the last complete UTC day against the lookback days before it,
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """z-score, baseline moments, the band it is scored against, and scored value, per component and per model."""
-    latency = view.fresh.get("latency_metrics")
-    usage = view.fresh.get("token_usage_daily")
-    if latency is not None and isinstance(latency.data, LatencyData):
+    latency = view.section(LATENCY)
+    usage = view.section(USAGE)
+    if latency is not None:
         yield from _families(snapshot, "rag_component_latency", "component", "_seconds",
                              "mean latency of the component (latency_metrics.avg_time_ms, in seconds)",
                              latency.data.anomalies)
-    if usage is not None and isinstance(usage.data, UsageData):
+    if usage is not None:
         yield from _families(snapshot, "rag_model_tokens", "model", "",
                              "total tokens of the model (token_usage_daily.total_tokens)", usage.data.anomalies)
-    scored = latency.data.scored_day if latency is not None and isinstance(latency.data, LatencyData) else (
-        usage.data.scored_day if usage is not None and isinstance(usage.data, UsageData) else None)
+    scored = latency.data.scored_day if latency is not None else usage.data.scored_day if usage is not None else None
     if scored is not None:
         day = GaugeMetricFamily("rag_anomaly_scored_date_timestamp_seconds",
                                 source(snapshot, "Start (00:00 UTC) of the day the z-scores score"))

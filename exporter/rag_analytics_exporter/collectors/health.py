@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.metrics_core import Metric
 
 from .. import __version__
-from ..snapshot import LatencyData, Snapshot, UsageData, View, midnight_utc
+from ..snapshot import LATENCY, USAGE, Snapshot, View, midnight_utc
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
@@ -107,6 +107,7 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
             newest.add_metric([section.table],
                               midnight_utc(section.newest_date))
         withheld.add_metric([section.table], 0.0 if section.table in view.fresh else 1.0)
-        if section.table in view.fresh and isinstance(section.data, (LatencyData, UsageData)):
-            complete.add_metric([section.table], 1.0 if section.data.scored_day_complete else 0.0)
+    for scored in (view.section(LATENCY), view.section(USAGE)):  # in table order, as the loop above
+        if scored is not None:
+            complete.add_metric([scored.table], 1.0 if scored.data.scored_day_complete else 0.0)
     yield from (rows_read, rejected, updated, newest, withheld, complete)

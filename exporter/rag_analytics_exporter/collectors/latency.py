@@ -18,52 +18,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..snapshot import LatencyData, Snapshot, View
-from ._help import source
+from ..snapshot import LATENCY, Snapshot, View
+from ._help import gauge
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """Latency, requests, errors and error ratio per component."""
-    section = view.current("latency_metrics")
-    if section is None or not isinstance(section.data, LatencyData):
+    section = view.current(LATENCY)
+    if section is None:
         return
-    latency = GaugeMetricFamily(
-        "rag_component_latency_seconds",
-        source(snapshot, "Stage time of a pipeline component on the newest day (latency_metrics, ms converted "
-                         "to seconds); statistic is mean, p50, p90, p95 or p99"),
-        labels=["component", "statistic"])
-    requests = GaugeMetricFamily(
-        "rag_component_requests",
-        source(snapshot, "Requests that ran this component on the newest day, so far (latency_metrics.request_count)"),
-        labels=["component"])
-    errors = GaugeMetricFamily(
-        "rag_component_errors",
-        source(snapshot, "Requests that failed in this component on the newest day, so far "
-                         "(latency_metrics.error_count)"),
-        labels=["component"])
-    error_ratio = GaugeMetricFamily(
-        "rag_component_error_ratio",
-        source(snapshot, "error_count / request_count of the newest day; absent with no requests"),
-        labels=["component"])
-    period_requests = GaugeMetricFamily(
-        "rag_component_period_requests",
-        source(snapshot, f"Requests that ran this component over the SLO period, the last "
-                         f"{section.data.period_days} UTC days with today so far (latency_metrics.request_count, "
-                         "summed; slo.period_days)"),
-        labels=["component"])
-    period_errors = GaugeMetricFamily(
-        "rag_component_period_errors",
-        source(snapshot, f"Requests that failed in this component over the SLO period, the last "
-                         f"{section.data.period_days} UTC days with today so far (latency_metrics.error_count, "
-                         "summed; slo.period_days)"),
-        labels=["component"])
-    for component, (requests_sum, errors_sum) in sorted(section.data.period.items()):
+    data = section.data
+    latency = gauge(snapshot, "rag_component_latency_seconds",
+                    "Stage time of a pipeline component on the newest day (latency_metrics, ms converted to seconds); "
+                    "statistic is mean, p50, p90, p95 or p99", ["component", "statistic"])
+    requests = gauge(snapshot, "rag_component_requests",
+                     "Requests that ran this component on the newest day, so far (latency_metrics.request_count)",
+                     ["component"])
+    errors = gauge(snapshot, "rag_component_errors",
+                   "Requests that failed in this component on the newest day, so far (latency_metrics.error_count)",
+                   ["component"])
+    error_ratio = gauge(snapshot, "rag_component_error_ratio",
+                        "error_count / request_count of the newest day; absent with no requests", ["component"])
+    period = (f"over the SLO period, the last {data.period_days} UTC days with today so far "
+              "(latency_metrics.{}, summed; slo.period_days)")
+    period_requests = gauge(snapshot, "rag_component_period_requests",
+                            "Requests that ran this component " + period.format("request_count"), ["component"])
+    period_errors = gauge(snapshot, "rag_component_period_errors",
+                          "Requests that failed in this component " + period.format("error_count"), ["component"])
+    for component, (requests_sum, errors_sum) in sorted(data.period.items()):
         period_requests.add_metric([component], requests_sum)
         period_errors.add_metric([component], errors_sum)
-    for day in section.data.components:
+    for day in data.components:
         for statistic, seconds in day.latency_seconds.items():
             latency.add_metric([day.component, statistic], seconds)
         requests.add_metric([day.component], day.requests)

@@ -24,96 +24,93 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..snapshot import ChunkData, CitationData, FeedbackData, PatternData, Section, Snapshot, TagData, View
-from ._help import source
+from ..snapshot import (
+    CHUNKS,
+    CITATIONS,
+    FEEDBACK,
+    PATTERNS,
+    TAGS,
+    ChunkData,
+    CitationData,
+    FeedbackData,
+    PatternData,
+    Section,
+    Snapshot,
+    TagData,
+    View,
+)
+from ._help import gauge
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """Every quality family whose table is fresh (and, for daily tables, current)."""
-    yield from _citations(snapshot, view.current("citation_daily"))
-    yield from _feedback(snapshot, view.current("feedback_daily"))
-    yield from _tags(snapshot, view.current("feedback_tags_daily"))
-    yield from _patterns(snapshot, view.current("follow_up_patterns_daily"))
-    yield from _chunks(snapshot, view.fresh.get("chunk_retrieval_stats"))
+    yield from _citations(snapshot, view.current(CITATIONS))
+    yield from _feedback(snapshot, view.current(FEEDBACK))
+    yield from _tags(snapshot, view.current(TAGS))
+    yield from _patterns(snapshot, view.current(PATTERNS))
+    yield from _chunks(snapshot, view.section(CHUNKS))
 
 
-def _citations(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
-    if section is None or not isinstance(section.data, CitationData):
+def _citations(snapshot: Snapshot, section: Section[CitationData | None] | None) -> Iterator[Metric]:
+    if section is None or section.data is None:
         return
-    responses = GaugeMetricFamily(
-        "rag_responses",
-        source(snapshot, "Answers given on the newest day, so far (citation_daily.responses_total)"))
+    responses = gauge(snapshot, "rag_responses",
+                      "Answers given on the newest day, so far (citation_daily.responses_total)")
     responses.add_metric([], section.data.responses)
-    by_citations = GaugeMetricFamily(
-        "rag_citation_responses",
-        source(snapshot, "Answers on the newest day by how many retrieved chunks they cited: 0, 1, 2 or 3+ "
-                         "(citation_daily)"),
-        labels=["citations"])
+    by_citations = gauge(snapshot, "rag_citation_responses",
+                         "Answers on the newest day by how many retrieved chunks they cited: 0, 1, 2 or 3+ "
+                         "(citation_daily)", ["citations"])
     for citations, count in section.data.by_citations.items():
         by_citations.add_metric([citations], count)
     yield from (responses, by_citations)
 
 
-def _feedback(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
-    if section is None or not isinstance(section.data, FeedbackData):
+def _feedback(snapshot: Snapshot, section: Section[FeedbackData | None] | None) -> Iterator[Metric]:
+    if section is None or section.data is None:
         return
-    feedback = GaugeMetricFamily(
-        "rag_feedback",
-        source(snapshot, "User feedback on the newest day, so far, by sentiment (feedback_daily)"),
-        labels=["sentiment"])
+    feedback = gauge(snapshot, "rag_feedback",
+                     "User feedback on the newest day, so far, by sentiment (feedback_daily)", ["sentiment"])
     feedback.add_metric(["positive"], section.data.positive)
     feedback.add_metric(["negative"], section.data.negative)
     yield feedback
     total = section.data.positive + section.data.negative
     if total > 0:
-        ratio = GaugeMetricFamily(
-            "rag_feedback_negative_ratio",
-            source(snapshot, "negative / (positive + negative) feedback on the newest day; absent with no feedback"))
+        ratio = gauge(snapshot, "rag_feedback_negative_ratio",
+                      "negative / (positive + negative) feedback on the newest day; absent with no feedback")
         ratio.add_metric([], section.data.negative / total)
         yield ratio
 
 
-def _tags(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
-    if section is None or not isinstance(section.data, TagData):
+def _tags(snapshot: Snapshot, section: Section[TagData] | None) -> Iterator[Metric]:
+    if section is None:
         return
-    tags = GaugeMetricFamily(
-        "rag_feedback_tag",
-        source(snapshot, "Feedback carrying this tag on the newest day, by sentiment (feedback_tags_daily); "
-                         "the top tags by volume, the rest summed as tag=\"other\""),
-        labels=["tag", "sentiment"])
+    tags = gauge(snapshot, "rag_feedback_tag",
+                 "Feedback carrying this tag on the newest day, by sentiment (feedback_tags_daily); "
+                 "the top tags by volume, the rest summed as tag=\"other\"", ["tag", "sentiment"])
     for tag, (positive, negative) in section.data.tags.items():
         tags.add_metric([tag, "positive"], positive)
         tags.add_metric([tag, "negative"], negative)
     yield tags
 
 
-def _patterns(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
-    if section is None or not isinstance(section.data, PatternData):
+def _patterns(snapshot: Snapshot, section: Section[PatternData] | None) -> Iterator[Metric]:
+    if section is None:
         return
     top = "; the top patterns by frequency, the rest as pattern=\"other\""
-    followups = GaugeMetricFamily(
-        "rag_followups",
-        source(snapshot, "Follow-up questions of this pattern on the newest day (follow_up_patterns_daily.frequency)"
-               + top),
-        labels=["pattern"])
-    response_time = GaugeMetricFamily(
-        "rag_followup_response_time_seconds",
-        source(snapshot, "Mean answer time of follow-ups of this pattern on the newest day "
-                         "(follow_up_patterns_daily.avg_response_time_ms, in seconds)" + top),
-        labels=["pattern"])
-    feedback = GaugeMetricFamily(
-        "rag_followup_feedback",
-        source(snapshot, "Follow-ups of this pattern that got feedback on the newest day "
-                         "(follow_up_patterns_daily.feedback_count)" + top),
-        labels=["pattern"])
-    positive_ratio = GaugeMetricFamily(
-        "rag_followup_positive_feedback_ratio",
-        source(snapshot, "positive_feedback_count / feedback_count of follow-ups of this pattern on the newest "
-                         "day; absent with no feedback" + top),
-        labels=["pattern"])
+    followups = gauge(snapshot, "rag_followups",
+                      "Follow-up questions of this pattern on the newest day (follow_up_patterns_daily.frequency)"
+                      + top, ["pattern"])
+    response_time = gauge(snapshot, "rag_followup_response_time_seconds",
+                          "Mean answer time of follow-ups of this pattern on the newest day "
+                          "(follow_up_patterns_daily.avg_response_time_ms, in seconds)" + top, ["pattern"])
+    feedback = gauge(snapshot, "rag_followup_feedback",
+                     "Follow-ups of this pattern that got feedback on the newest day "
+                     "(follow_up_patterns_daily.feedback_count)" + top, ["pattern"])
+    positive_ratio = gauge(snapshot, "rag_followup_positive_feedback_ratio",
+                           "positive_feedback_count / feedback_count of follow-ups of this pattern on the newest "
+                           "day; absent with no feedback" + top, ["pattern"])
     for pattern in section.data.patterns:
         followups.add_metric([pattern.pattern], pattern.frequency)
         feedback.add_metric([pattern.pattern], pattern.feedback)
@@ -124,38 +121,32 @@ def _patterns(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
     yield from (followups, response_time, feedback, positive_ratio)
 
 
-def _chunks(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
-    if section is None or not isinstance(section.data, ChunkData):
+def _chunks(snapshot: Snapshot, section: Section[ChunkData] | None) -> Iterator[Metric]:
+    if section is None:
         return
     data = section.data
-    chunks = GaugeMetricFamily("rag_chunks", source(snapshot, "Chunks in chunk_retrieval_stats (valid rows)"))
+    chunks = gauge(snapshot, "rag_chunks", "Chunks in chunk_retrieval_stats (valid rows)")
     chunks.add_metric([], data.chunks)
-    retrievals = GaugeMetricFamily(
-        "rag_chunk_retrievals",
-        source(snapshot, "Sum of chunk_retrieval_stats.retrieval_count: chunk retrievals into a context, cumulative"))
+    retrievals = gauge(snapshot, "rag_chunk_retrievals",
+                       "Sum of chunk_retrieval_stats.retrieval_count: chunk retrievals into a context, cumulative")
     retrievals.add_metric([], data.retrievals)
-    citations = GaugeMetricFamily(
-        "rag_chunk_citations",
-        source(snapshot, "Sum of chunk_retrieval_stats.citation_count: citations of retrieved chunks, cumulative"))
+    citations = gauge(snapshot, "rag_chunk_citations",
+                      "Sum of chunk_retrieval_stats.citation_count: citations of retrieved chunks, cumulative")
     citations.add_metric([], data.citations)
     yield from (chunks, retrievals, citations)
     if data.retrievals > 0:
-        ratio = GaugeMetricFamily(
-            "rag_chunk_citation_ratio",
-            source(snapshot, "Citations per retrieval over all chunks (sum citation_count / sum retrieval_count)"))
+        ratio = gauge(snapshot, "rag_chunk_citation_ratio",
+                      "Citations per retrieval over all chunks (sum citation_count / sum retrieval_count)")
         ratio.add_metric([], data.citations / data.retrievals)
         yield ratio
 
-    histogram = GaugeMetricFamily(
-        "rag_chunk_relevance_chunks",
-        source(snapshot, "Chunks whose avg_relevance falls in this tenth of [0, 1] (the last bucket includes 1.0); "
-                         "chunks never scored are not counted"),
-        labels=["relevance"])
-    bucket_citation_ratio = GaugeMetricFamily(
-        "rag_chunk_relevance_citation_ratio",
-        source(snapshot, "Citation rate (citations / retrievals) of the chunks in this relevance bucket: how "
-                         "relevance relates to being cited; absent for a bucket with no retrievals"),
-        labels=["relevance"])
+    histogram = gauge(snapshot, "rag_chunk_relevance_chunks",
+                      "Chunks whose avg_relevance falls in this tenth of [0, 1] (the last bucket includes 1.0); "
+                      "chunks never scored are not counted", ["relevance"])
+    bucket_citation_ratio = gauge(snapshot, "rag_chunk_relevance_citation_ratio",
+                                  "Citation rate (citations / retrievals) of the chunks in this relevance bucket: how "
+                                  "relevance relates to being cited; absent for a bucket with no retrievals",
+                                  ["relevance"])
     for bucket in data.buckets:
         histogram.add_metric([bucket.bucket], bucket.chunks)
         if bucket.retrievals > 0:
@@ -165,18 +156,13 @@ def _chunks(snapshot: Snapshot, section: Section | None) -> Iterator[Metric]:
     if not data.top:
         return
     labels = ["chunk_id", "document_id"]
-    top_retrievals = GaugeMetricFamily(
-        "rag_top_chunk_retrievals",
-        source(snapshot, "Retrievals of the most retrieved chunks (chunk_retrieval_stats.retrieval_count, top N)"),
-        labels=labels)
-    top_citation_ratio = GaugeMetricFamily(
-        "rag_top_chunk_citation_ratio",
-        source(snapshot, "Citation rate of the most retrieved chunks (citation_count / retrieval_count)"),
-        labels=labels)
-    top_relevance = GaugeMetricFamily(
-        "rag_top_chunk_relevance_ratio",
-        source(snapshot, "Mean relevance score, 0 to 1, of the most retrieved chunks (avg_relevance)"),
-        labels=labels)
+    top_retrievals = gauge(snapshot, "rag_top_chunk_retrievals",
+                           "Retrievals of the most retrieved chunks (chunk_retrieval_stats.retrieval_count, top N)",
+                           labels)
+    top_citation_ratio = gauge(snapshot, "rag_top_chunk_citation_ratio",
+                               "Citation rate of the most retrieved chunks (citation_count / retrieval_count)", labels)
+    top_relevance = gauge(snapshot, "rag_top_chunk_relevance_ratio",
+                          "Mean relevance score, 0 to 1, of the most retrieved chunks (avg_relevance)", labels)
     for chunk in data.top:
         key = [chunk.chunk_id, chunk.document_id]
         top_retrievals.add_metric(key, chunk.retrievals)

@@ -18,29 +18,24 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..snapshot import Snapshot, UsageData, View
-from ._help import source
+from ..snapshot import USAGE, Snapshot, View
+from ._help import gauge
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     """Requests, tokens by type, cost and budget per model."""
-    section = view.current("token_usage_daily")
-    if section is None or not isinstance(section.data, UsageData):
+    section = view.current(USAGE)
+    if section is None:
         return
-    requests = GaugeMetricFamily(
-        "rag_model_requests",
-        source(snapshot, "LLM calls to this model on the newest day, so far (token_usage_daily.request_count)"),
-        labels=["model"])
-    tokens = GaugeMetricFamily(
-        "rag_model_tokens",
-        source(snapshot, "Tokens used by this model on the newest day, so far; token_type is prompt or completion "
-                         "(token_usage_daily.prompt_tokens, completion_tokens)"),
-        labels=["model", "token_type"])
-    cost = GaugeMetricFamily(
-        "rag_model_cost_usd",
-        source(snapshot, "Estimated cost of this model on the newest day, so far, in USD "
-                         "(token_usage_daily.estimated_cost_usd)"),
-        labels=["model"])
+    requests = gauge(snapshot, "rag_model_requests",
+                     "LLM calls to this model on the newest day, so far (token_usage_daily.request_count)", ["model"])
+    tokens = gauge(snapshot, "rag_model_tokens",
+                   "Tokens used by this model on the newest day, so far; token_type is prompt or completion "
+                   "(token_usage_daily.prompt_tokens, completion_tokens)", ["model", "token_type"])
+    cost = gauge(snapshot, "rag_model_cost_usd",
+                 "Estimated cost of this model on the newest day, so far, in USD "
+                 "(token_usage_daily.estimated_cost_usd)", ["model"])
+    # Not table data: the budget comes from the exporter's own config, so its HELP says so instead.
     budget = GaugeMetricFamily(
         "rag_model_cost_budget_usd",
         "Daily cost budget of this model in USD, from the exporter's budgets setting "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from .request import MAX_HEAD_BYTES, Head, Refused, parse_head, split_head
 from .response import Response, encode_head, error
@@ -55,7 +55,7 @@ class Connection(asyncio.Protocol):
         self._loop = host.loop
         self._headers = headers  # sent with every response (web.headers)
         self._buffer = bytearray()  # received and not yet parsed
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport  # set by connection_made, the first call the loop makes
         self._timer: asyncio.TimerHandle | None = None
         self._idle = False  # the timer is the idle timeout (no byte of a next request yet)
         self._request: Head | None = None  # the request in progress, from its head to its response's flush
@@ -68,7 +68,8 @@ class Connection(asyncio.Protocol):
         self._gone = False  # counted as a client disconnect already
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        # A stream server's loop hands every protocol an asyncio.Transport (plain or TLS).
+        self._transport = cast(asyncio.Transport, transport)
         # pause_writing() as soon as anything is buffered, resume_writing() once it is all sent:
         # a response counts as sent, and frees its request slot, only then.
         self._transport.set_write_buffer_limits(high=0)

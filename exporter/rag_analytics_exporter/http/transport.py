@@ -66,7 +66,7 @@ class PlainTransport(asyncio.Transport):
     def is_reading(self) -> bool:
         return self._reading
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._out:
             try:
                 data = data[self._sock.send(data):]
