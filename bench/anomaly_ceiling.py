@@ -22,7 +22,7 @@ from scipy.stats import t as t_dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anomaly_eval import demo_series  # noqa: E402
+from anomaly_eval import demo_series
 
 TAIL = 0.5 / 365 / 2  # one side of 0.5 false warnings a year
 DF = 27
