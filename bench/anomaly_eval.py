@@ -1,6 +1,6 @@
 """How well each anomaly baseline separates real anomalies from the weekly rhythm, on easy and hard cases.
 
-    .venv/bin/python bench/anomaly_eval.py                 # 5 years of demo data, every case (about 12 min)
+    .venv/bin/python bench/anomaly_eval.py                 # 5 years of demo data, every case (about 18 min here)
     .venv/bin/python bench/anomaly_eval.py --years 1 --seed 7
 
 The data is seed-demo's generator (weekday traffic 1.8x the weekend's, weekend latency 5 %

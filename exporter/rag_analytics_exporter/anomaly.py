@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import f as f_dist
@@ -20,9 +20,8 @@ class Score:
 
     mean and stddev are the baseline's moments (scaled to the scored weekday outside plain);
     center and spread are what the z-score is made of, zscore = (value - center) / spread,
-    the spread floor included; outliers counts the baseline days left out of them. level is the
-    baseline's usual day of the week, not scaled to the scored weekday (plain: the mean): what
-    a rule comparing today against "a usual day" needs, in every mode.
+    the spread floor included; outliers counts the baseline days left out of them. level is the usual
+    day of the week, not scaled to the scored weekday (plain: the mean), for rules against "a usual day".
     """
 
     value: float
@@ -126,8 +125,7 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
 OUTLIER_Z = 3.5
 MIN_DAYS_FOR_TREND = 21
 MIN_DAYS_FOR_OUTLIERS = 14
-# The sample standard deviation of a normal sample cut at +-OUTLIER_Z sigmas, relative to sigma:
-# dividing by it gives back sigma from the days kept.
+# The sd of a normal sample cut at +-OUTLIER_Z sigmas, over sigma: gives back sigma from the days kept.
 _KEPT_SD = float(np.sqrt(truncnorm.var(-OUTLIER_Z, OUTLIER_Z)))
 # The robust spread is widened so that a usual day crosses the warning threshold (mixin/config.py)
 # about this often, both sides together: a 3-sigma normal band would, once a series-year.
@@ -190,19 +188,29 @@ def _level(values: np.ndarray, idx: list[int], usual: np.ndarray) -> tuple[float
 RHYTHM_TEST_LEVEL = 0.01
 
 
-def _simplest_sufficient(candidates: list[tuple[Any, ...]], n: int) -> tuple[Any, ...] | None:
-    """Of (rss, parameters, ...) candidates, nested, the one with fewer parameters unless the
-    nested-model F test (scipy.stats.f) says the extra levels explain significantly more."""
+class _Rhythm(NamedTuple):
+    rss: float  # sum of the squared relative residuals of every day against its group's level
+    parameters: int  # levels
+    factor_day: float
+    factors: np.ndarray
+    factors_loo: np.ndarray
+    groups: dict[int, int]  # weekday -> group
+
+
+def _simplest_sufficient(candidates: list[_Rhythm], n: int) -> _Rhythm | None:
+    """Of nested candidates, the one with fewer levels unless the nested-model F test
+    (scipy.stats.f) says the extra levels explain significantly more of the n days."""
     if len(candidates) < 2:
         return candidates[0] if candidates else None
-    simple, rich = sorted(candidates, key=lambda c: c[1])
-    df = n - rich[1]
-    if df < 1 or simple[0] <= rich[0]:
+    simple, rich = sorted(candidates, key=lambda c: c.parameters)
+    df = n - rich.parameters
+    if df < 1 or simple.rss <= rich.rss:
         return simple
-    if rich[0] == 0:
+    if rich.rss == 0:
         return rich
-    statistic = (simple[0] - rich[0]) / (rich[1] - simple[1]) / (rich[0] / df)
-    return rich if f_dist.sf(statistic, rich[1] - simple[1], df) < RHYTHM_TEST_LEVEL else simple
+    extra = rich.parameters - simple.parameters
+    statistic = (simple.rss - rich.rss) / extra / (rich.rss / df)
+    return rich if f_dist.sf(statistic, extra, df) < RHYTHM_TEST_LEVEL else simple
 
 
 def seasonal_factors(days: list[date], values: np.ndarray, day: date,
@@ -219,7 +227,7 @@ def seasonal_factors(days: list[date], values: np.ndarray, day: date,
     groupings = season_groupings(days)
     if not groupings:
         return 1.0, ones, ones, one_group, 0
-    candidates: list[tuple[float, int, float, np.ndarray, np.ndarray, dict[int, int]]] = []
+    candidates: list[_Rhythm] = []
     for groups in groupings:
         members: dict[int, list[int]] = {}
         for i, d in enumerate(days):
@@ -239,13 +247,14 @@ def seasonal_factors(days: list[date], values: np.ndarray, day: date,
         # every day relative to its group's level; the unusual ones too, or a Monday peak that the
         # screen (by weekday or weekend day only) marks unusual would never count for per weekday
         residuals = values / np.array([levels[groups[d.weekday()]] for d in days]) - 1
-        candidates.append((float(residuals @ residuals), len(levels), full[groups[day.weekday()]],
-                           np.array([full[groups[d.weekday()]] for d in days]), loo, groups))
+        candidates.append(_Rhythm(float(residuals @ residuals), len(levels), full[groups[day.weekday()]],
+                                  np.array([full[groups[d.weekday()]] for d in days]), loo, groups))
     best = _simplest_sufficient(candidates, values.size)
     if best is None:
         return 1.0, ones, ones, one_group, 0
-    groups = best[5]
-    return best[2], best[3], best[4], np.array([groups[d.weekday()] for d in days]), groups[day.weekday()]
+    groups = best.groups
+    return (best.factor_day, best.factors, best.factors_loo, np.array([groups[d.weekday()] for d in days]),
+            groups[day.weekday()])
 
 
 def least_squares(adjusted: np.ndarray, age: np.ndarray | None, group: np.ndarray,
@@ -255,10 +264,9 @@ def least_squares(adjusted: np.ndarray, age: np.ndarray | None, group: np.ndarra
     robust screen. Returns the prediction for the scored day (its group, age 0), sigma (residual
     sd with n - p degrees of freedom), the scored day's leverage x0' (X'X)^-1 x0 and n - p.
 
-    With normal days that is the textbook prediction interval: the scored day's error has
-    variance sigma^2 (1 + leverage), and (error / sigma / sqrt(1 + leverage)) is Student-t with
-    n - p degrees of freedom. A group the scored day is in but no kept day is (every usual
-    Saturday cut), or a model with as many parameters as days, falls back to one level for all days.
+    With normal days that is the textbook prediction interval: error / (sigma sqrt(1 + leverage))
+    is Student-t with n - p degrees of freedom. A scored day's group without kept days (every usual
+    Saturday cut), or as many parameters as days, falls back to one level for all days.
     """
     groups = sorted(set(group.tolist())) if group_day in group else []
     columns = [(group == g).astype(float) for g in groups] or [np.ones(adjusted.size)]
@@ -287,10 +295,9 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
        time, taken out so that the baseline is projected to the scored day.
     3. Outliers: from MIN_DAYS_FOR_OUTLIERS days on, a day whose residual is beyond OUTLIER_Z
        median/MAD sigmas is left out.
-    4. The final fit (least_squares) on the days kept: a level per group and, with a trend, a
-       slope, by least squares; centre = its prediction for the scored day, sigma = the residual
-       sd (n - p degrees of freedom, rescaled for the cut), the spread the t prediction interval
-       for the scored day's leverage, floored at min_relative_spread * |centre|.
+    4. The final fit (least_squares) on the days kept, a level per group (and the slope): centre =
+       its prediction for the scored day, the spread its t prediction interval (sigma rescaled for
+       the cut), floored at min_relative_spread * |centre|.
     Each day's residual for 3 uses weekday levels computed without that day (leave one out), so
     that the cut allows for the error of the levels, as the scored day's residual has it.
     None with fewer than max(min_days, 2) days; zero spread gives the plain score's 0 or None.
@@ -303,9 +310,8 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
     factor_day, factors_full, factors_loo, group, group_day = seasonal_factors(days, values, day, usual)
     adjusted, adjusted_loo = values / factors_full, values / factors_loo
     age = np.array([(d - day).days for d in days], dtype=float)
-    # Theil-Sen ignores up to 29 % of bad days; a quiet week is 9 of 30. Beyond a quarter, the
-    # slope comes from the usual days only. Not always: a new level that is still a minority
-    # (a deploy) would be left out, and the baseline would take two weeks to accept it.
+    # Theil-Sen ignores up to 29 % of bad days (a quiet week is 9 of 30); beyond a quarter, only the usual
+    # days. Not always: a new level still a minority (a deploy) would be left out for two weeks.
     fit = usual if usual.mean() < 0.75 else np.ones(len(days), dtype=bool)
     trend = int(fit.sum()) >= MIN_DAYS_FOR_TREND
     slope = float(theilslopes(adjusted[fit], age[fit]).slope) if trend else 0.0
@@ -313,10 +319,8 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
     center, sigma = float(np.median(level)), float(median_abs_deviation(level_loo, scale="normal"))
     kept = np.ones(len(days), dtype=bool)
     # Under MIN_DAYS_FOR_OUTLIERS days a MAD is too rough to pick outliers by (from 8 days it is
-    # often half of sigma): every day is kept, centre and sigma are the mean and sd of them all.
+    # often half of sigma): every day is kept.
     rounds = 2 if len(days) >= MIN_DAYS_FOR_OUTLIERS else 0
-    if not rounds:
-        center, sigma = float(level.mean()), float(level_loo.std(ddof=1))
     # Twice: the MAD picks the outliers, then the standard deviation of the days kept picks them
     # again, since a MAD from 30 days is itself off by 20 % and would cut usual days too.
     for _ in range(rounds):
@@ -326,15 +330,13 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
         kept = np.abs(level_loo - center) <= cut
         center = float(level[kept].mean())
         sigma = float(level_loo[kept].std(ddof=1)) / _KEPT_SD if kept.sum() >= 2 else 0.0
+    leverage, df = 1.0, 0
     if kept.sum() >= 2:
         center, sigma, leverage, df = least_squares(adjusted[kept], age[kept] if trend else None, group[kept],
                                                     group_day)
         sigma /= _KEPT_SD if rounds else 1.0
-    else:
-        leverage, df = 1.0, 0
-    # The band +-WARNING_Z spreads is the Student-t prediction interval that a usual day leaves
-    # FALSE_WARNINGS_PER_YEAR times a year: it widens for the fit's own errors (the leverage of
-    # the scored day: its group's level and the trend projected to it) and for sigma's (t).
+    # The band +-WARNING_Z spreads is the t prediction interval a usual day leaves FALSE_WARNINGS_PER_YEAR
+    # times a year: widened for the fit's error (the day's leverage: its group's level, the trend) and sigma's.
     tail = FALSE_WARNINGS_PER_YEAR / 365 / 2
     widen = float(np.sqrt(1 + leverage) * t_dist.isf(tail, df) / WARNING_Z) if df >= 1 else 1.0
     spread = max(sigma * widen, min_relative_spread * abs(center))
