@@ -21,6 +21,14 @@ def one(expr: str) -> str:
     return f"max without ({REPLICA}) ({expr})"
 
 
+def baseline_level(level: str, mean: str) -> str:
+    """The usual day of the week (the _level gauge), or the _mean an exporter older than that gauge serves.
+
+    In plain mode the two are equal. Without the fallback, rules deployed before the exporter would
+    lose their baseline and stay silent until the new exporter was scraped."""
+    return f"({one(selector(level))} or {one(selector(mean))})"
+
+
 def by_deployment(aggregation: str, expr: str, *labels: str) -> str:
     """An aggregation that keeps deployments apart: `sum by (environment, rag_service, ...) (expr)`."""
     return f"{aggregation} by ({', '.join([*CONFIG.deployment_labels, *labels])}) ({expr})"

@@ -17,7 +17,7 @@ from typing import Any
 from . import slo
 from .alerting import alert, number
 from .config import CONFIG
-from .promql import one, selector
+from .promql import baseline_level, one, selector
 
 
 def anomalies() -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def cost() -> list[dict[str, Any]]:
     it changes without editing PromQL. The runaway alert looks at the last hour, not the day so far,
     so a loop that starts burning tokens at 14:00 pages within about an hour instead of at midnight."""
     # the usual day of the week, in every anomaly.baseline mode (the _mean is a usual Monday outside plain)
-    baseline = one(selector("rag_model_tokens_baseline_level"))
+    baseline = baseline_level("rag_model_tokens_baseline_level", "rag_model_tokens_baseline_mean")
     return [
         alert("RagModelCostBudgetExceeded",
               f"{one(selector('rag_model_cost_usd'))}\n  > {one(selector('rag_model_cost_budget_usd'))}\n",

@@ -18,7 +18,7 @@ from typing import Any
 
 from .alerting import alert, number, percent
 from .config import CONFIG, duration
-from .promql import one, selector
+from .promql import baseline_level, one, selector
 
 SLO = "rag-component-availability"
 _SLO = f'slo="{SLO}"'
@@ -204,7 +204,8 @@ def _latency_alert(severity: str) -> dict[str, Any]:
     long, short = _latency_windows()[severity]
     factor = CONFIG.latency_page_factor if severity == "critical" else CONFIG.latency_ticket_factor
     # the usual day of the week, in every anomaly.baseline mode (the _mean is a usual Monday outside plain)
-    baseline = one(selector("rag_component_latency_baseline_level_seconds"))
+    baseline = baseline_level("rag_component_latency_baseline_level_seconds",
+                              "rag_component_latency_baseline_mean_seconds")
     expr = (f"(\n  {latency_mean(long)}\n    > {number(factor)} * {baseline}\n)\nand\n"
             f"(\n  {latency_mean(short)}\n    > {number(factor)} * {baseline}\n)\nand\n"
             f"{requests_increase(long)} >= {CONFIG.latency_min_requests}\n")
