@@ -9,9 +9,8 @@ from datetime import date, timedelta
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import f as f_dist
-from scipy.stats import median_abs_deviation, theilslopes, truncnorm
-from scipy.stats import t as t_dist
+
+# scipy.stats takes 1.6 s to import: only robust's functions do, so the CLI and plain mode never wait.
 
 
 @dataclass(frozen=True)
@@ -125,8 +124,6 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
 OUTLIER_Z = 3.5
 MIN_DAYS_FOR_TREND = 21
 MIN_DAYS_FOR_OUTLIERS = 14
-# The sd of a normal sample cut at +-OUTLIER_Z sigmas, over sigma: gives back sigma from the days kept.
-_KEPT_SD = float(np.sqrt(truncnorm.var(-OUTLIER_Z, OUTLIER_Z)))
 # The robust spread is widened so that a usual day crosses the warning threshold (mixin/config.py)
 # about this often, both sides together: a 3-sigma normal band would, once a series-year.
 WARNING_Z = 3.0
@@ -158,6 +155,7 @@ def _screen(values: np.ndarray, weekend: np.ndarray, min_relative_spread: float)
     """Days that look usual against their own kind (weekday or weekend day): within OUTLIER_Z robust
     sigmas of the kind's median. A weekday's level comes from four or five days, so two anomalies
     on Saturdays would move it; against all nine weekend days they stand out."""
+    from scipy import stats
     relative = np.empty_like(values)
     for kind in (False, True):
         mask = weekend == kind
@@ -167,7 +165,8 @@ def _screen(values: np.ndarray, weekend: np.ndarray, min_relative_spread: float)
                 return np.ones(values.size, dtype=bool)
             relative[mask] = values[mask] / median
     center = float(np.median(relative))
-    cut = OUTLIER_Z * max(float(median_abs_deviation(relative, scale="normal")), min_relative_spread * abs(center))
+    cut = OUTLIER_Z * max(float(stats.median_abs_deviation(relative, scale="normal")),
+                          min_relative_spread * abs(center))
     return np.abs(relative - center) <= cut if cut > 0 and np.isfinite(cut) else np.ones(values.size, dtype=bool)
 
 
@@ -200,6 +199,7 @@ class _Rhythm(NamedTuple):
 def _simplest_sufficient(candidates: list[_Rhythm], n: int) -> _Rhythm | None:
     """Of nested candidates, the one with fewer levels unless the nested-model F test
     (scipy.stats.f) says the extra levels explain significantly more of the n days."""
+    from scipy import stats
     if len(candidates) < 2:
         return candidates[0] if candidates else None
     simple, rich = sorted(candidates, key=lambda c: c.parameters)
@@ -210,7 +210,7 @@ def _simplest_sufficient(candidates: list[_Rhythm], n: int) -> _Rhythm | None:
         return rich
     extra = rich.parameters - simple.parameters
     statistic = (simple.rss - rich.rss) / extra / (rich.rss / df)
-    return rich if f_dist.sf(statistic, extra, df) < RHYTHM_TEST_LEVEL else simple
+    return rich if stats.f.sf(statistic, extra, df) < RHYTHM_TEST_LEVEL else simple
 
 
 def seasonal_factors(days: list[date], values: np.ndarray, day: date,
@@ -302,6 +302,7 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
     that the cut allows for the error of the levels, as the scored day's residual has it.
     None with fewer than max(min_days, 2) days; zero spread gives the plain score's 0 or None.
     """
+    from scipy import stats
     days = sorted(d for d, v in window.items() if np.isfinite(v))
     if len(days) < max(min_days, 2):
         return None
@@ -314,10 +315,12 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
     # days. Not always: a new level still a minority (a deploy) would be left out for two weeks.
     fit = usual if usual.mean() < 0.75 else np.ones(len(days), dtype=bool)
     trend = int(fit.sum()) >= MIN_DAYS_FOR_TREND
-    slope = float(theilslopes(adjusted[fit], age[fit]).slope) if trend else 0.0
+    slope = float(stats.theilslopes(adjusted[fit], age[fit]).slope) if trend else 0.0
     level, level_loo = adjusted - slope * age, adjusted_loo - slope * age
-    center, sigma = float(np.median(level)), float(median_abs_deviation(level_loo, scale="normal"))
+    center, sigma = float(np.median(level)), float(stats.median_abs_deviation(level_loo, scale="normal"))
     kept = np.ones(len(days), dtype=bool)
+    # The sd of a normal sample cut at +-OUTLIER_Z sigmas, over sigma: gives back sigma from the days kept.
+    kept_sd = float(np.sqrt(stats.truncnorm.var(-OUTLIER_Z, OUTLIER_Z)))
     # Under MIN_DAYS_FOR_OUTLIERS days a MAD is too rough to pick outliers by (from 8 days it is
     # often half of sigma): every day is kept.
     rounds = 2 if len(days) >= MIN_DAYS_FOR_OUTLIERS else 0
@@ -329,22 +332,19 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
             break
         kept = np.abs(level_loo - center) <= cut
         center = float(level[kept].mean())
-        sigma = float(level_loo[kept].std(ddof=1)) / _KEPT_SD if kept.sum() >= 2 else 0.0
+        sigma = float(level_loo[kept].std(ddof=1)) / kept_sd if kept.sum() >= 2 else 0.0
     leverage, df = 1.0, 0
     if kept.sum() >= 2:
         center, sigma, leverage, df = least_squares(adjusted[kept], age[kept] if trend else None, group[kept],
                                                     group_day)
-        sigma /= _KEPT_SD if rounds else 1.0
+        sigma /= kept_sd if rounds else 1.0
     # The band +-WARNING_Z spreads is the t prediction interval a usual day leaves FALSE_WARNINGS_PER_YEAR
     # times a year: widened for the fit's error (the day's leverage: its group's level, the trend) and sigma's.
     tail = FALSE_WARNINGS_PER_YEAR / 365 / 2
-    widen = float(np.sqrt(1 + leverage) * t_dist.isf(tail, df) / WARNING_Z) if df >= 1 else 1.0
+    widen = float(np.sqrt(1 + leverage) * stats.t.isf(tail, df) / WARNING_Z) if df >= 1 else 1.0
     spread = max(sigma * widen, min_relative_spread * abs(center))
     scored = value / factor_day
-    if spread > 0:
-        z: float | None = (scored - center) / spread
-    else:
-        z = 0.0 if scored == center else None
+    z: float | None = (scored - center) / spread if spread > 0 else (0.0 if scored == center else None)
     return Score(value=value, mean=float(adjusted.mean()) * factor_day,
                  stddev=float(adjusted.std(ddof=1)) * factor_day, zscore=z, baseline_days=len(days),
                  center=center * factor_day, spread=spread * factor_day, level=center, outliers=int((~kept).sum()))
