@@ -54,7 +54,7 @@ def cost() -> list[dict[str, Any]]:
     """The daily budget is an exporter setting (budgets.*), exported as rag_model_cost_budget_usd, so
     it changes without editing PromQL. The runaway alert looks at the last hour, not the day so far,
     so a loop that starts burning tokens at 14:00 pages within about an hour instead of at midnight."""
-    # the usual day of the week, in every anomaly.baseline mode (the _mean is a usual Monday outside plain)
+    # the usual day of the week, in every anomaly.baseline mode (outside plain, _mean is yesterday's weekday's)
     baseline = baseline_level("rag_model_tokens_baseline_level", "rag_model_tokens_baseline_mean")
     return [
         alert("RagModelCostBudgetExceeded",
@@ -68,7 +68,8 @@ def cost() -> list[dict[str, Any]]:
               f"(\n  {baseline}\n    >= {CONFIG.token_runaway_min_baseline_tokens}\n)\n",
               "10m", "critical", "A model is burning tokens far faster than its usual daily rate.",
               "Model {{ $labels.model }} used tokens at a rate of {{ $value | humanize }} per day over the last hour, "
-              f"more than {CONFIG.token_runaway_factor:g} times its 30-day daily mean.", "rag-usage", ("model",)),
+              f"more than {CONFIG.token_runaway_factor:g} times its 30-day baseline daily level.",
+              "rag-usage", ("model",)),
     ]
 
 

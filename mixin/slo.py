@@ -203,7 +203,7 @@ def _budget_alert(severity: str) -> dict[str, Any]:
 def _latency_alert(severity: str) -> dict[str, Any]:
     long, short = _latency_windows()[severity]
     factor = CONFIG.latency_page_factor if severity == "critical" else CONFIG.latency_ticket_factor
-    # the usual day of the week, in every anomaly.baseline mode (the _mean is a usual Monday outside plain)
+    # the usual day of the week, in every anomaly.baseline mode (outside plain, _mean is yesterday's weekday's)
     baseline = baseline_level("rag_component_latency_baseline_level_seconds",
                               "rag_component_latency_baseline_mean_seconds")
     expr = (f"(\n  {latency_mean(long)}\n    > {number(factor)} * {baseline}\n)\nand\n"
@@ -214,7 +214,7 @@ def _latency_alert(severity: str) -> dict[str, Any]:
         "A pipeline component is much slower than its baseline, now." if severity == "critical"
         else "A pipeline component has been slower than its baseline for hours.",
         f"Mean latency of component {{{{ $labels.component }}}} over the last {_w(long)} was "
-        f"{{{{ $value | humanizeDuration }}}}, more than {factor:g} times its 30-day baseline mean (and so was the "
+        f"{{{{ $value | humanizeDuration }}}}, more than {factor:g} times its 30-day baseline level (and so was the "
         f"last {_w(short)}, with at least {CONFIG.latency_min_requests} requests).",
         "rag-latency", ("component",))
 

@@ -59,7 +59,7 @@ def answers(port: int) -> bool:
         # Behind basic auth even this probe costs a bcrypt, 3 s and more with both cores busy. A probe
         # given up on would go on holding a request slot after the server counts as up, and take
         # max_requests=1 from the test that follows.
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=60).close()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=20).close()
     except urllib.error.HTTPError:
         return True
     except OSError:
@@ -91,7 +91,8 @@ def unread_bytes(port: int, peer_port: int) -> int | None:
 
 def metric(port: int, line_start: str, headers: dict[str, str] | None = None) -> float:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers or {})
-    with urllib.request.urlopen(request, timeout=5) as response:
+    # Long enough for a bcrypt of cost 13 under load (3 s and more): a bound on a hang, not on speed.
+    with urllib.request.urlopen(request, timeout=30) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(line_start + " "):
                 return float(line.split()[-1])

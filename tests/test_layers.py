@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,15 @@ def test_no_module_is_over_350_lines():
     # A module past this size has been doing more than one job every time we looked (issue 22).
     long = {_module(path): n for path in PACKAGE.rglob("*.py") if (n := len(path.read_text().splitlines())) > 350}
     assert not long, f"split these by what they hold: {long}"
+
+
+def test_the_architecture_page_names_every_module():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    unnamed = [m for m in GRAPH if m != NAME and f"`{m.split('.')[-1]}" not in page and "._" not in m]
+    assert not unnamed, f"docs/architecture.md says nothing of {unnamed}"
+
+
+def test_the_command_line_starts_without_scipy():
+    # scipy.stats takes 1.6 s to import; only the robust baseline needs it (anomaly.py imports it there).
+    code = f"import sys, {NAME}.cli, {NAME}.app; sys.exit('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

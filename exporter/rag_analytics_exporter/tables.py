@@ -43,7 +43,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """One aggregate table, as docs/tables.md and /work/shared/spec describe it."""
+    """One aggregate table, as docs/tables.md describes it."""
 
     name: str
     columns: tuple[Column, ...]
