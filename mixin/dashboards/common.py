@@ -76,6 +76,12 @@ def hourly(metric: str, *matchers: str) -> str:
     return v(metric, *matchers, over="last_over_time(%s[1h])")
 
 
+def hourly_level(level: str, mean: str, *matchers: str) -> str:
+    """The baseline's usual day (hourly), or the _mean an exporter older than the level gauge serves, as the rules
+    read it (mixin.promql.baseline_level)."""
+    return f"({hourly(level, *matchers)} or {hourly(mean, *matchers)})"
+
+
 def daily(metric: str, *matchers: str) -> str:
     return v(metric, *matchers, over="max_over_time(%s[1d])")
 

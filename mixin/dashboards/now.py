@@ -19,7 +19,7 @@ from .common import (
     SLO_WINDOW,
     WEEK_AGO,
     about,
-    hourly,
+    hourly_level,
     legend,
     link,
     m,
@@ -110,7 +110,8 @@ def latency_row(d: Any, selected: str) -> Any:
     factor = CONFIG.latency_page_factor
     # The baseline is an exporter gauge with backfilled history (one sample an hour), so over time it is
     # read as the day views read it.
-    baseline = hourly("rag_component_latency_baseline_level_seconds", selected)
+    baseline = hourly_level("rag_component_latency_baseline_level_seconds",
+                            "rag_component_latency_baseline_mean_seconds", selected)
     d = d.with_row(db.Row(f"Now (last {window})"))
     lines = [(f * BUDGET, colour) for f, colour in zip(PAGE_FACTORS, ("red", "orange"), strict=False)]
     for panel in (

@@ -19,6 +19,7 @@ from .common import (
     daily,
     grid,
     hourly,
+    hourly_level,
     legend,
     link,
     m,
@@ -94,7 +95,8 @@ def build() -> Any:
         "Token burn rate (last hour, per day)", "short",
         # A recording rule: already one series per deployment and model.
         q(f"last_over_time({m('model:rag_model_tokens:burn_rate1h_per_day', sel)}[$__interval])", legend("{{model}}")),
-        q(f"{hourly('rag_model_tokens_baseline_level', sel)} * {T['token_runaway_factor']:g}",
+        q(f"{hourly_level('rag_model_tokens_baseline_level', 'rag_model_tokens_baseline_mean', sel)}"
+          f" * {T['token_runaway_factor']:g}",
           legend("{{model}} runaway threshold")),
         description=about("The last hour's tokens scaled to a day (live only); RagModelTokenRunaway fires above "
                           "the dashed line, the baseline daily level times the runaway factor",
