@@ -9,6 +9,7 @@ runs `python -m mixin`, and nothing else repeats it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -69,8 +70,12 @@ class MixinConfig:
         BurnWindows(60, 5, 14.4, "critical"), BurnWindows(360, 30, 6, "critical"),
         BurnWindows(1440, 120, 3, "warning"), BurnWindows(4320, 360, 1, "warning"))
     # A burn-rate alert needs this many requests in its long window: a ratio over a handful of
-    # requests is noise (at 100 requests, 14.4 x 0.5 % is 7.2 errors).
+    # requests is noise (at 100 requests, 14.4 x 0.5 % is 7.2 errors) ...
     slo_min_requests: int = 100
+    # ... and enough that its bound is this many errors. At 100 requests the 1x ticket's bound is half
+    # an error, so a healthy component's chance errors crossed it whenever the long window held little
+    # data (a Prometheus started hours ago records its copies since then): 10 errors is 2,000 requests.
+    slo_min_errors_at_bound: int = 10
 
     # ── Latency objective, per component (latency_metrics.avg_time_ms) ───────────────────────────
     # Percentiles cannot be windowed, so the objective is on the windowed mean: it stays within a
@@ -127,6 +132,11 @@ class MixinConfig:
     @property
     def error_budget(self) -> float:
         return round(1 - self.availability_objective, 10)
+
+    def slo_min_requests_at(self, factor: float) -> int:
+        """The requests a burn-rate pair's long window needs, at this factor of the budget."""
+        at_bound = math.ceil(round(self.slo_min_errors_at_bound / (factor * self.error_budget), 6))
+        return max(self.slo_min_requests, at_bound)
 
 
 CONFIG = MixinConfig()

@@ -186,7 +186,7 @@ def _budget_alert(severity: str) -> dict[str, Any]:
         bound = number(factor * budget)
         pairs.append(f"(\n  max without (slo_window) ({sli(long)}{{{_SLO}}} > {bound})\n"
                      f"  and\n  max without (slo_window) ({sli(short)}{{{_SLO}}} > {bound})\n"
-                     f"  and ignoring (slo)\n  {requests_increase(long)} >= {CONFIG.slo_min_requests}\n)")
+                     f"  and ignoring (slo)\n  {requests_increase(long)} >= {CONFIG.slo_min_requests_at(factor)}\n)")
     page = severity == "critical"
     return alert(
         "RagComponentErrorBudgetBurn", "\nor\n".join(pairs) + "\n", CONFIG.for_page if page else CONFIG.for_ticket,
@@ -194,7 +194,8 @@ def _budget_alert(severity: str) -> dict[str, Any]:
         f"A pipeline component is burning its error budget {'fast' if page else 'steadily'}.",
         f"Component {{{{ $labels.component }}}} failed {{{{ $value | humanizePercentage }}}} of its requests over "
         f"the alert's long window ({_pair_text(severity)} the budget of {percent(budget)}, with at least "
-        f"{CONFIG.slo_min_requests} requests): at this rate the {CONFIG.slo_period_days}-day budget "
+        f"{' and '.join(map(str, sorted({CONFIG.slo_min_requests_at(f) for _, _, f in _pairs(severity)})))} "
+        f"requests in the long window): at this rate the {CONFIG.slo_period_days}-day budget "
         f"({percent(CONFIG.availability_objective)} of requests succeed) is spent in "
         f"{CONFIG.slo_period_days / min(f for _, _, f in _pairs(severity)):g} days or less.",
         "rag-latency", ("component",), slo=SLO)
