@@ -214,21 +214,33 @@ def test_robust_hand_computed_without_rhythm_or_trend():
 
 def test_robust_hand_computed_with_an_outlier_cut():
     # 15 days: 10, 12, 14, 11, 13 three times, but one 14 is 40. Median 12, MAD 1 (sigma 1.4826):
-    # 40 is beyond 3.5 sigmas and left out. The 14 kept: mean 166 / 14, their sample sd (then
-    # the kept days are all within 3.5 of it again), rescaled for the cut, widened for 14 days.
+    # 40 is beyond 4 sigmas and left out. The 14 kept: mean 166 / 14, their sample sd (then
+    # the kept days are all within 4 of it again), rescaled for the cut, widened for 14 days.
     values = [10.0, 12.0, 14.0, 11.0, 13.0] * 3
     values[2] = 40.0
     kept = [v for v in values if v != 40.0]
     score = score_day(weekdays_only(values) | {MONDAY: 20.0}, MONDAY, **ROBUST)
-    sigma = statistics.stdev(kept) / math.sqrt(truncnorm.var(-3.5, 3.5))
+    sigma = statistics.stdev(kept) / math.sqrt(truncnorm.var(-4.0, 4.0))
     assert score.outliers == 1
     assert score.center == pytest.approx(166 / 14)
     assert score.spread == pytest.approx(sigma * widen(14), rel=1e-12)
     assert score.zscore == pytest.approx((20 - 166 / 14) / (sigma * widen(14)), rel=1e-12)
 
 
+def test_robust_keeps_a_usual_day_that_a_3_5_sigma_cut_would_leave_out():
+    # 15 days around 100: deviations 0 x4, 1 x4, 2 x4, 3 x2 and 5.5, so the MAD is 1 and sigma
+    # 1.4826; 105.5 is 3.71 sigmas out. A 3.5 cut left such usual days out 4x as often as the t
+    # band allows for, narrowing it by 3 %; at 4 it is kept, and the fit is that of all 15 days.
+    values = [100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 97.0, 100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 100.0, 105.5]
+    score = score_day(weekdays_only(values) | {MONDAY: 100.0}, MONDAY, **ROBUST)
+    sigma = statistics.stdev(values) / math.sqrt(truncnorm.var(-4.0, 4.0))
+    assert score.outliers == 0
+    assert score.center == pytest.approx(statistics.mean(values))
+    assert score.spread == pytest.approx(sigma * widen(15), rel=1e-12)
+
+
 def test_robust_leaves_an_outlier_out_where_plain_is_blinded():
-    # 13 days of 100 and one of 200: median 100, MAD 0, so the cut is 3.5 x the 1 % floor (3.5):
+    # 13 days of 100 and one of 200: median 100, MAD 0, so the cut is 4 x the 1 % floor (4):
     # 200 is left out, the centre is 100 and the spread the floor, 1. 103 scores 3.
     values = [100.0] * 6 + [200.0] + [100.0] * 7
     series = weekdays_only(values) | {MONDAY: 103.0}
