@@ -228,10 +228,11 @@ def test_robust_hand_computed_with_an_outlier_cut():
 
 
 def test_robust_keeps_a_usual_day_that_a_3_5_sigma_cut_would_leave_out():
-    # 15 days around 100: deviations 0 x4, 1 x4, 2 x4, 3 x2 and 5.5, so the MAD is 1 and sigma
-    # 1.4826; 105.5 is 3.71 sigmas out. A 3.5 cut left such usual days out 4x as often as the t
-    # band allows for, narrowing it by 3 %; at 4 it is kept, and the fit is that of all 15 days.
-    values = [100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 97.0, 100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 100.0, 105.5]
+    # 15 days around 100: deviations 0 x4, 1 x4, 2 x4, 3 x2 and 6.5, so the MAD is 1 and sigma
+    # 1.4826; 106.5 is 4.38 sigmas out. A 4 cut (5.93) leaves it out first, then the sd of the 14
+    # kept moves the cut to 6.84 and brings it back: the fit is that of all 15 days. A 3.5 cut
+    # (5.19, then 6.00) kept it out, as it left such usual days out 4-5x as often as the t band allows.
+    values = [100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 97.0, 100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 100.0, 106.5]
     score = score_day(weekdays_only(values) | {MONDAY: 100.0}, MONDAY, **ROBUST)
     sigma = statistics.stdev(values) / math.sqrt(truncnorm.var(-4.0, 4.0))
     assert score.outliers == 0

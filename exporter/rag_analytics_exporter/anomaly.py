@@ -119,7 +119,7 @@ def score_day(series: Mapping[date, float], day: date, *, lookback_days: int, mi
 
 
 # Robust leaves out a day beyond this many robust sigmas (not Iglewicz and Hoaglin's 3.5: by a sigma 20 % off, it cut
-# 4x the usual days a true 3.5 would, and the t band assumes they are kept; docs/metrics.md), and fits a trend from
+# 4-5x the usual days a true 3.5 would, and the t band assumes they are kept; docs/metrics.md), and fits a trend from
 # this many days on (three weeks, as Datadog's weekly seasonality needs): a slope from two weeks is mostly noise.
 OUTLIER_Z = 4.0
 MIN_DAYS_FOR_TREND = 21
