@@ -26,13 +26,15 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import chi2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from anomaly_eval import CRITICAL, PER_SIZE_AND_KIND, SIZES, THRESHOLD  # the evaluation's case, beside this file
 
 from rag_analytics_exporter import anomaly
+from rag_analytics_exporter.config import Config
 
-LOOKBACK = 30
-SIZES = (0.3, 0.5, -0.3, -0.5)
-ANOMALIES_PER_YEAR = 16
+CONFIG = Config()  # the defaults, as the evaluation scores with
+ANOMALIES_PER_YEAR = len(SIZES) * 2 * PER_SIZE_AND_KIND  # weekday and weekend days of each size
 
 
 def one_series(job: tuple[float, bool, int, float]) -> tuple[int, int, int, int]:
@@ -40,7 +42,7 @@ def one_series(job: tuple[float, bool, int, float]) -> tuple[int, int, int, int]
     noise, contaminated, seed, outlier_z = job
     anomaly.OUTLIER_Z = outlier_z
     rng = np.random.default_rng(seed)
-    days = [date(2025, 1, 6) + timedelta(days=k) for k in range(365 + LOOKBACK)]
+    days = [date(2025, 1, 6) + timedelta(days=k) for k in range(365 + CONFIG.lookback_days)]
     values = {d: (0.95 if d.weekday() >= 5 else 1.0) * (1 + rng.normal(0, noise)) for d in days}
     anomalous = set()
     if contaminated:
@@ -48,16 +50,16 @@ def one_series(job: tuple[float, bool, int, float]) -> tuple[int, int, int, int]
             values[days[d]] *= 1 + rng.choice(SIZES)
             anomalous.add(days[d])
     warnings = criticals = scored = outliers = 0
-    for day in days[LOOKBACK:]:
+    for day in days[CONFIG.lookback_days:]:
         if day in anomalous:
             continue
-        score = anomaly.score_day(values, day, lookback_days=LOOKBACK, min_days=7, min_relative_spread=0.01,
-                                  baseline="robust")
+        score = anomaly.score_day(values, day, lookback_days=CONFIG.lookback_days, min_days=CONFIG.min_baseline_days,
+                                  min_relative_spread=CONFIG.min_relative_spread, baseline="robust")
         if score is None or score.zscore is None:
             continue
         scored += 1
-        warnings += abs(score.zscore) > 3
-        criticals += abs(score.zscore) > 6
+        warnings += abs(score.zscore) > THRESHOLD
+        criticals += abs(score.zscore) > CRITICAL
         outliers += score.outliers
     return warnings, criticals, scored, outliers
 
@@ -86,7 +88,8 @@ def main() -> None:
             warnings, criticals, scored, outliers = (sum(part) for part in zip(*parts, strict=True))
             years = scored / 365
             low, high = poisson_interval(warnings)
-            print(f"| {noise:.0%} | {'16 a year' if contaminated else 'none'} | {warnings / years:.2f} "
+            left_in = f"{ANOMALIES_PER_YEAR} a year" if contaminated else "none"
+            print(f"| {noise:.0%} | {left_in} | {warnings / years:.2f} "
                   f"({low / years:.2f}-{high / years:.2f}) | {criticals / years:.2f} | {outliers / scored:.3f} |")
 
 
