@@ -150,9 +150,9 @@ def test_temp_file_limit_in_one_query_fails_only_that_table(dsn):
     refresher._db.close()
 
 
-# 4. A future updated_at neither hides a stopped ETL nor counts as data.
+# 4. A future updated_at does not hide a stopped ETL; the row's counts are still served.
 
-def test_future_updated_at_is_rejected_and_left_out_of_freshness(dsn):
+def test_future_updated_at_is_left_out_of_freshness_and_its_counts_are_kept(dsn):
     now = datetime.now(timezone.utc)
     written = now - timedelta(minutes=10)
     execute(dsn, "INSERT INTO feedback_tags_daily VALUES (%s, 'ok', 3, 1, %s), (%s, 'skewed', 1, 1, %s),"
@@ -167,9 +167,12 @@ def test_future_updated_at_is_rejected_and_left_out_of_freshness(dsn):
     table = {"table": "feedback_tags_daily"}
     assert sample(refresher, "rag_table_updated_timestamp_seconds", table) == pytest.approx(
         (now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS / 2)).timestamp()), "skew within the tolerance is kept"
-    assert sample(refresher, "rag_exporter_rows_rejected", table | {"reason": "future_updated_at"}) == 1
+    assert sample(refresher, "rag_table_updated_at_unusable_rows", table | {"reason": "future"}) == 1
+    assert sample(refresher, "rag_table_updated_at_unusable_rows", table | {"reason": "null"}) == 0
+    assert sample(refresher, "rag_exporter_rows_rejected", table | {"reason": "future_updated_at"}) is None
     assert sample(refresher, "rag_exporter_rows_read", table) == 3
-    assert sample(refresher, "rag_feedback_tag", {"tag": "local-time", "sentiment": "positive"}) is None
+    # A clock 5 hours off is the ETL's mistake, not the traffic's: the row's counts are served.
+    assert sample(refresher, "rag_feedback_tag", {"tag": "local-time", "sentiment": "positive"}) == 5
     assert sample(refresher, "rag_feedback_tag", {"tag": "skewed", "sentiment": "positive"}) == 1
     chunks = {"table": "chunk_retrieval_stats"}
     assert sample(refresher, "rag_table_updated_timestamp_seconds", chunks) == written.timestamp()

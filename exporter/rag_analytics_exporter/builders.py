@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 from .anomaly import Score, score_day
 from .config import Config
-from .db import CHUNK_BUCKET_REASONS, ChunkRead, TableRead
+from .counters import Running
+from .db import ChunkRead, TableRead
+from .queries import CHUNK_BUCKET_REASONS
 from .snapshot import (
     CITATIONS,
     FEEDBACK,
@@ -91,18 +93,42 @@ def day_finished(read: TableRead, day: date) -> bool:
     return written is not None and written >= midnight_utc(day + timedelta(days=1)) + LATE_WRITE_SECONDS
 
 
-def _section(read: TableRead, confirmed_at: float, rejected: Counter[str], data: D) -> Section[D]:
-    if read.future_rows:
-        rejected["future_updated_at"] += read.future_rows
+def _section(read: TableRead, confirmed_at: float, rejected: Counter[str], data: D,
+             running: tuple[Running, ...] = ()) -> Section[D]:
+    unusable = {"null": read.null_updated_rows, "future": read.future_rows}
     return Section(table=read.table, confirmed_at=confirmed_at, newest_date=read.newest_date,
-                   updated_at=_timestamp(read.updated_at), rows_read=len(read.rows) + read.future_rows,
-                   rejected=frozen_mapping(rejected), data=data)
+                   updated_at=_timestamp(read.updated_at), rows_read=len(read.rows),
+                   rejected=frozen_mapping(rejected), data=data,
+                   updated_at_unusable=frozen_mapping({k: v for k, v in unusable.items() if v}),
+                   today_updated_at=_timestamp(read.today_updated_at), running=running)
 
 
-def _ranked(read: TableRead, today: date, key: str, volume: Callable[[Row], float], limit: int
-            ) -> tuple[list[Row], Counter[str], dict[str, str]]:
-    """The valid rows, the rejected ones by reason, and each key's label by rank_labels of its summed volume."""
+def _running(rows: Iterable[Row], today: date, key: Callable[[Row], str], labels: Callable[[Row], tuple[str, ...]],
+             values: Callable[[Row], dict[str, float | None]]) -> tuple[Running, ...]:
+    """Today's and yesterday's running totals of each row, for the counters (counters.advance)."""
+    since = today - timedelta(days=1)
+    return tuple(Running(row["date"], key(row), labels(row),
+                         frozen_mapping({q: v for q, v in values(row).items() if v is not None}))
+                 for row in rows if row["date"] >= since)
+
+
+def _newest(rows: list[Row], read: TableRead) -> list[Row]:
+    """The rows of the table's newest day (the read also holds yesterday's, for the counters)."""
+    return [row for row in rows if row["date"] == read.newest_date]
+
+
+def _stage_seconds(row: Row) -> float | None:
+    """The day's total time in the stage so far: its mean x its requests (exact, so a window's mean is)."""
+    return None if row["avg_time_s"] is None else row["avg_time_s"] * row["request_count"]
+
+
+def _ranked(read: TableRead, today: date, key: str, volume: Callable[[Row], float], limit: int,
+            newest_only: bool = False) -> tuple[list[Row], Counter[str], dict[str, str]]:
+    """The valid rows (newest_only: of the newest day only), the rejected ones by reason, and each key's
+    label by rank_labels of its summed volume."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
+    if newest_only:
+        rows = _newest(rows, read)
     totals: dict[str, float] = defaultdict(float)
     for row in rows:
         totals[row[key]] += volume(row)
@@ -159,9 +185,12 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
             latency_seconds=frozen_mapping(stats),
         ))
     scored_day, complete, anomalies = _scored(read, series, today, config)
+    running = _running(rows, today, lambda row: row["component"], lambda row: (label[row["component"]],),
+                       lambda row: {"request_count": row["request_count"], "error_count": row["error_count"],
+                                    "stage_seconds": _stage_seconds(row)})
     return _section(read, confirmed_at, rejected,
                     LatencyData(tuple(components), scored_day, anomalies, complete, frozen_mapping(period),
-                                config.slo_period_days))
+                                config.slo_period_days), running)
 
 
 def build_usage(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section[UsageData]:
@@ -179,7 +208,9 @@ def build_usage(read: TableRead, confirmed_at: float, today: date, config: Confi
                                    completion_tokens=s["completion_tokens"], cost_usd=s["estimated_cost_usd"],
                                    cost_budget_usd=budget))
     scored_day, complete, anomalies = _scored(read, series, today, config)
-    return _section(read, confirmed_at, rejected, UsageData(tuple(models), scored_day, anomalies, complete))
+    running = _running(rows, today, lambda row: row["model_name"], lambda row: (label[row["model_name"]],),
+                       lambda row: {q: row[q] for q in ("prompt_tokens", "completion_tokens", "estimated_cost_usd")})
+    return _section(read, confirmed_at, rejected, UsageData(tuple(models), scored_day, anomalies, complete), running)
 
 
 def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Config) -> Mapping[str, Score]:
@@ -197,27 +228,33 @@ def build_citations(read: TableRead, confirmed_at: float, today: date, config: C
     """citation_daily: the newest day's 0/1/2/3+ citation counts."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     data: CitationData | None = None
-    if rows:
-        row = rows[0]
+    newest = _newest(rows, read)
+    if newest:
+        row = newest[0]
         data = CitationData(responses=row["responses_total"], by_citations=frozen_mapping({
             "0": row["zero_citations"], "1": row["one_citation"],
             "2": row["two_citations"], "3+": row["three_plus_citations"],
         }))
-    return _section(read, confirmed_at, rejected, data)
+    columns = ("responses_total", "zero_citations", "one_citation", "two_citations", "three_plus_citations")
+    running = _running(rows, today, lambda row: "", lambda row: (), lambda row: {q: row[q] for q in columns})
+    return _section(read, confirmed_at, rejected, data, running)
 
 
 def build_feedback(read: TableRead, confirmed_at: float, today: date, config: Config
                    ) -> Section[FeedbackData | None]:
     """feedback_daily: the newest day's positive and negative feedback."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
-    data = FeedbackData(rows[0]["positive_count"], rows[0]["negative_count"]) if rows else None
-    return _section(read, confirmed_at, rejected, data)
+    newest = _newest(rows, read)
+    data = FeedbackData(newest[0]["positive_count"], newest[0]["negative_count"]) if newest else None
+    running = _running(rows, today, lambda row: "", lambda row: (),
+                       lambda row: {q: row[q] for q in ("positive_count", "negative_count")})
+    return _section(read, confirmed_at, rejected, data, running)
 
 
 def build_tags(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section[TagData]:
     """feedback_tags_daily: the newest day per tag, top-N by volume and the rest as 'other'."""
     rows, rejected, label = _ranked(read, today, "tag", lambda row: row["positive_count"] + row["negative_count"],
-                                    config.max_tags)
+                                    config.max_tags, newest_only=True)
     tags = {tag: (sum(m["positive_count"] for m in members), sum(m["negative_count"] for m in members))
             for tag, members in _grouped(rows, lambda row: label[row["tag"]]).items()}
     return _section(read, confirmed_at, rejected, TagData(frozen_mapping(tags)))
@@ -225,7 +262,8 @@ def build_tags(read: TableRead, confirmed_at: float, today: date, config: Config
 
 def build_patterns(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section[PatternData]:
     """follow_up_patterns_daily: the newest day per pattern, top-N by frequency and the rest as 'other'."""
-    rows, rejected, label = _ranked(read, today, "pattern", lambda row: row["frequency"], config.max_patterns)
+    rows, rejected, label = _ranked(read, today, "pattern", lambda row: row["frequency"], config.max_patterns,
+                                    newest_only=True)
     patterns = tuple(
         PatternDay(
             pattern=pattern,

@@ -14,16 +14,18 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from . import tables
+from . import queries, tables
 from .dberrors import first_line, is_connection_failure
 from .redact import redact
 from .tables import CHUNK_RETRIEVAL_STATS, Read
 
 log = logging.getLogger(__name__)
 
-# An updated_at later than the exporter's clock by more than this is not a clock's drift
-# but a wrong timestamp (an ETL writing local time as UTC): the row is rejected and left out
-# of the table's freshness, where it would hide a stopped ETL until that time had passed.
+# An updated_at later than both clocks (the exporter's and the database's) by more than this is not
+# a clock's drift but a wrong timestamp (an ETL writing local time as UTC): it is left out of the
+# table's freshness, where it would hide a stopped ETL until that time had passed. The row's counts
+# are still used. Both clocks: an ETL stamping rows with the database's now() on a server whose clock
+# runs ahead writes timestamps that are current there (the offset is exported and alerted on).
 FUTURE_TOLERANCE_SECONDS = 300.0
 
 TABLES = tuple(t.name for t in tables.ALL)
@@ -56,57 +58,10 @@ class TableRead:
     updated_at: datetime | None
     # Newest updated_at of the rows dated the day before `today`: tells whether that day is finished.
     previous_day_updated_at: datetime | None = None
-    future_rows: int = 0  # rows left out of `rows` for an updated_at in the future
-
-
-# Daily tables: the scoring window (for z-scores and a stable top-N) plus the newest day; tables
-# with no z-score read only their newest day. Every statement is built here, once, from the static
-# declarations of tables.py: no identifier comes from a value, and values are always parameters.
-_FRESHNESS_SQL = {t.name: (
-    "SELECT max(date) FILTER (WHERE date <= %(today)s), max(updated_at) FILTER (WHERE updated_at <= %(horizon)s),"
-    f" max(updated_at) FILTER (WHERE date = %(previous)s AND updated_at <= %(horizon)s) FROM {t.name}"
-) for t in tables.DAILY}
-# The last column says whether the row's updated_at is in the future: such rows are counted, not used.
-_ROWS_SQL = {t.name: (
-    f"SELECT {', '.join(t.read_columns)}, COALESCE(updated_at > %(horizon)s, false) FROM {t.name} "
-    + ("WHERE date >= %(since)s OR date = %(newest)s ORDER BY date" if t.read is Read.WINDOW
-       else "WHERE date = %(newest)s")
-) for t in tables.DAILY}
-_STREAM_SQL = {t.name: f"SELECT {', '.join(t.read_columns)} FROM {t.name} WHERE date BETWEEN %(since)s AND %(until)s"
-               " ORDER BY date" for t in tables.DAILY}
-
-# Chunk relevance buckets 0..9 are [0.0, 0.1) ... [0.9, 1.0]; negative buckets are
-# rows that cannot be placed, by reason. Aggregated in the database: the table may
-# hold 10^7 rows and none of them come to Python.
-CHUNK_BUCKET_REASONS = {-1: "null_relevance", -2: "non_finite", -3: "out_of_range", -4: "negative_count",
-                        -5: "future_updated_at"}
-_CHUNK_BUCKETS_SQL = f"""
-SELECT bucket, count(*), sum(retrieval_count), sum(citation_count)
-FROM (
-    SELECT retrieval_count, citation_count,
-        CASE
-            WHEN updated_at > %(horizon)s THEN -5
-            WHEN retrieval_count < 0 OR citation_count < 0 THEN -4
-            WHEN avg_relevance IS NULL THEN -1
-            WHEN avg_relevance = 'NaN'::float8 OR avg_relevance IN ('Infinity'::float8, '-Infinity'::float8) THEN -2
-            WHEN avg_relevance < 0 OR avg_relevance > 1 THEN -3
-            ELSE least(floor(avg_relevance * 10)::int, 9)
-        END AS bucket
-    FROM {CHUNK_RETRIEVAL_STATS.name}
-) AS placed
-GROUP BY bucket
-ORDER BY bucket
-"""
-# Rows the bucket query rejects are filtered here too: ranked first and dropped afterwards,
-# they would take top-N slots and fewer than limits.top_chunks chunks would be served.
-_TOP_CHUNKS_SQL = f"""
-SELECT chunk_id, document_id, retrieval_count, citation_count, avg_relevance
-FROM {CHUNK_RETRIEVAL_STATS.name}
-WHERE chunk_id IS NOT NULL AND document_id IS NOT NULL AND retrieval_count >= 0 AND citation_count >= 0
-    AND (avg_relevance IS NULL OR avg_relevance BETWEEN 0 AND 1) AND (updated_at IS NULL OR updated_at <= %(horizon)s)
-ORDER BY retrieval_count DESC, chunk_id
-LIMIT %(limit)s
-"""
+    future_rows: int = 0  # rows of `rows` whose updated_at is in the future: kept out of the freshness
+    null_updated_rows: int = 0  # rows of `rows` with no updated_at at all
+    # Newest updated_at of the rows dated `today`: None before the ETL's first write of the day.
+    today_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +71,16 @@ class ChunkRead:
     buckets: tuple[tuple[int, int, float, float], ...]  # (bucket, chunks, retrievals, citations)
     top: tuple[tuple[Any, ...], ...]  # (chunk_id, document_id, retrievals, citations, relevance)
     updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DatabaseRead:
+    """One refresh's read: each daily table's rows (or why it failed), the chunk aggregates when due,
+    and the database's clock minus the exporter's at the read, in seconds."""
+
+    tables: dict[str, TableRead | QueryFailed]
+    chunks: ChunkRead | QueryFailed | None
+    clock_offset_seconds: float
 
 
 class Database:
@@ -178,18 +143,21 @@ class Database:
                 self._conn = None
 
     def read(self, today: date, since: date, *, with_chunks: bool, top_chunks: int, now: datetime | None = None
-             ) -> tuple[dict[str, TableRead | QueryFailed], ChunkRead | QueryFailed | None]:
+             ) -> DatabaseRead:
         """Read every daily table (and the chunk aggregates when asked) in one transaction.
 
         Raises DatabaseUnavailable when the connection cannot be had or breaks; a
         failing table yields a QueryFailed in its place and the others are still read.
-        `now` (the exporter's clock) sets which updated_at values are in the future.
+        `now` (the exporter's clock) and the database's now() set which updated_at values are in the future.
         """
-        horizon = (now or datetime.now(timezone.utc)) + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
-        params = {"today": today, "previous": today - timedelta(days=1), "since": since, "horizon": horizon}
+        now = now or datetime.now(timezone.utc)
         try:
             conn = self._open()
             with conn.cursor() as cur:
+                cur.execute(queries.CLOCK)
+                [(database_now,)] = cur.fetchall()
+                horizon = max(now, database_now) + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
+                params = {"today": today, "previous": today - timedelta(days=1), "since": since, "horizon": horizon}
                 reads: dict[str, TableRead | QueryFailed] = {}
                 for table in DAILY_TABLES:
                     reads[table] = _guarded(cur, table, lambda t=table: _read_daily(cur, t, params))
@@ -197,7 +165,7 @@ class Database:
                 if with_chunks:
                     chunks = _guarded(cur, CHUNK_RETRIEVAL_STATS.name, lambda: _read_chunks(cur, top_chunks, params))
             conn.rollback()  # read-only: nothing to commit; ends the snapshot promptly
-            return reads, chunks
+            return DatabaseRead(reads, chunks, (database_now - now).total_seconds())
         except Exception as exc:  # noqa: BLE001 (re-raised as DatabaseUnavailable)
             # Whatever broke outside a table's savepoint (connect, session set-up, the connection
             # dropping mid-read) leaves nothing trustworthy: start afresh. Closing ends the transaction.
@@ -248,34 +216,36 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
 
 def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, Any]) -> TableRead:
     declared = tables.daily(table)
-    cur.execute(_FRESHNESS_SQL[table], params)
-    [(newest_date, updated_at, previous_day_updated_at)] = cur.fetchall()  # an aggregate: one row
+    cur.execute(queries.FRESHNESS[table], params)
+    [(newest_date, updated_at, previous_day_updated_at, today_updated_at)] = cur.fetchall()  # an aggregate
     if declared.read is Read.WINDOW:
         params = params | {"since": min(params["since"], newest_date or params["since"])}
-    cur.execute(_ROWS_SQL[table], params | {"newest": newest_date})
+    cur.execute(queries.ROWS[table], params | {"newest": newest_date})
     fetched = cur.fetchall()
     return TableRead(
         table=table,
         columns=declared.read_columns,
-        rows=tuple(row[:-1] for row in fetched if not row[-1]),
+        rows=tuple(row[:-2] for row in fetched),
         newest_date=newest_date,
         updated_at=updated_at,
         previous_day_updated_at=previous_day_updated_at,
         future_rows=sum(1 for row in fetched if row[-1]),
+        null_updated_rows=sum(1 for row in fetched if row[-2]),
+        today_updated_at=today_updated_at,
     )
 
 
 def _read_chunks(cur: psycopg2.extensions.cursor, top_chunks: int, params: dict[str, Any]) -> ChunkRead:
     cur.execute(f"SELECT max(updated_at) FROM {CHUNK_RETRIEVAL_STATS.name} WHERE updated_at <= %(horizon)s", params)
     [(updated_at,)] = cur.fetchall()
-    cur.execute(_CHUNK_BUCKETS_SQL, params)
+    cur.execute(queries.CHUNK_BUCKETS, params)
     buckets = tuple(
         (int(bucket), int(chunks), float(retrievals or 0), float(citations or 0))
         for bucket, chunks, retrievals, citations in cur.fetchall()
     )
     top: tuple[tuple[Any, ...], ...] = ()
     if top_chunks > 0:
-        cur.execute(_TOP_CHUNKS_SQL, params | {"limit": top_chunks})
+        cur.execute(queries.TOP_CHUNKS, params | {"limit": top_chunks})
         top = tuple(cur.fetchall())
     return ChunkRead(buckets=buckets, top=top, updated_at=updated_at)
 
@@ -300,18 +270,11 @@ def columns_of(table: str) -> tuple[str, ...]:
     return tables.daily(table).read_columns
 
 
-_UNREADABLE_SQL = """
-SELECT name, to_regclass(name) IS NULL
-FROM unnest(%(tables)s::text[]) AS name
-WHERE to_regclass(name) IS NULL OR NOT has_table_privilege(to_regclass(name), 'SELECT')
-"""
-
-
 def unreadable_tables(conn: psycopg2.extensions.connection, tables: tuple[str, ...]) -> dict[str, str]:
     """Of these tables, those this session cannot read, each with why: the refresh tolerates them, so must
     a reader that cannot skip a failed query (one error ends a REPEATABLE READ transaction's reads)."""
     with conn.cursor() as cur:
-        cur.execute(_UNREADABLE_SQL, {"tables": list(tables)})
+        cur.execute(queries.UNREADABLE, {"tables": list(tables)})
         return {name: "does not exist" if missing else "is not readable by this role"
                 for name, missing in cur.fetchall()}
 
@@ -322,7 +285,7 @@ def stream_days(conn: psycopg2.extensions.connection, table: str, since: date, u
 
     Only one day's rows are held at a time, so history of any length streams in constant memory.
     """
-    statement = _STREAM_SQL[tables.daily(table).name]
+    statement = queries.STREAM[tables.daily(table).name]
     with conn.cursor(name=f"stream_{table}") as cur:
         cur.itersize = 10_000
         cur.execute(statement, {"since": since, "until": until})

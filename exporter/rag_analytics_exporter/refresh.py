@@ -15,12 +15,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .builders import DAILY_BUILDERS, build_chunks
 from .config import Config
-from .db import DAILY_TABLES, ChunkRead, Database, DatabaseUnavailable, QueryFailed, TableRead
+from .counters import TABLES as COUNTED_TABLES
+from .counters import Correction, advance
+from .db import DAILY_TABLES, ChunkRead, Database, DatabaseRead, DatabaseUnavailable, QueryFailed, TableRead
 from .dberrors import first_line
 from .snapshot import Health, Section, Snapshot, empty_snapshot, frozen_mapping
 from .tables import CHUNK_RETRIEVAL_STATS
 
 log = logging.getLogger(__name__)
+
+# A running total that went down is logged at most this often per table; the amounts are all counted.
+CORRECTION_LOG_SECONDS = 600.0
 
 
 class Refresher:
@@ -42,6 +47,9 @@ class Refresher:
         self._idle = threading.Event()
         self._idle.set()
         self._listeners: list[Callable[[], None]] = []
+        self._correction_logged: dict[str, float] = {}  # table -> when a correction was last logged
+        self._corrections_unlogged: dict[str, int] = {}  # table -> corrections since that line
+        self._null_updated_logged: set[str] = set()  # tables whose NULL updated_at was logged
 
     @property
     def snapshot(self) -> Snapshot:
@@ -74,27 +82,32 @@ class Refresher:
         started = self._clock()
         previous = self._snapshot
         today = datetime.fromtimestamp(started, timezone.utc).date()
-        draft = _Draft(dict(previous.sections), dict(previous.health.errors), dict(previous.health.table_up))
+        draft = _Draft(dict(previous.sections), dict(previous.health.errors), dict(previous.health.table_up),
+                       clock_offset=previous.health.clock_offset_seconds)
+        counters = previous.counters
         try:
-            reads, chunk_read = self._read(started, today)
+            read = self._read(started, today)
         except DatabaseUnavailable as exc:
             self._record_outage(exc, draft)
         else:
-            self._record_reads(reads, started, today, draft)
-            self._record_chunks(chunk_read, started, draft)
+            draft.clock_offset = read.clock_offset_seconds
+            fresh = self._record_reads(read.tables, started, today, draft)
+            self._record_chunks(read.chunks, started, draft)
+            counters, corrections = advance(counters, {table: section.running for table, section in fresh.items()
+                                                       if table in _COUNTED}, today, started)
+            self._log_corrections(corrections, started)
         finished = self._clock()
         self._snapshot = Snapshot(sections=frozen_mapping(draft.sections),
                                   health=self._health(previous.health, draft, started, finished),
                                   refresh_interval=self._config.refresh_interval,
-                                  max_data_age=self._config.max_data_age)
+                                  max_data_age=self._config.max_data_age, counters=counters)
         if draft.ok:
             log.debug("refresh ok in %.3fs", finished - started)
         for listener in self._listeners:
             listener()
         return self._snapshot
 
-    def _read(self, started: float, today: date) -> tuple[dict[str, TableRead | QueryFailed],
-                                                          ChunkRead | QueryFailed | None]:
+    def _read(self, started: float, today: date) -> DatabaseRead:
         """One read of the database: the daily tables over the days they need, the chunk table when due."""
         # The anomaly baseline's days, and the SLO period's for its exact error budget.
         since = today - timedelta(days=max(self._config.lookback_days + 1, self._config.slo_period_days - 1))
@@ -113,14 +126,44 @@ class Refresher:
         draft.ok = False
 
     def _record_reads(self, reads: dict[str, TableRead | QueryFailed], started: float, today: date,
-                      draft: _Draft) -> None:
-        """Build and store each daily table's section; a table that failed keeps its previous one."""
+                      draft: _Draft) -> dict[str, Section[Any]]:
+        """Build and store each daily table's section; a table that failed keeps its previous one.
+        Returns the sections built by this read."""
         if self._failed_connects:
             log.info("database reachable again after %d failed refreshes", self._failed_connects)
             self._failed_connects = 0
+        fresh: dict[str, Section[Any]] = {}
         for table, read in reads.items():
             section = _build(table, read, DAILY_BUILDERS[table], started, today, self._config)
-            draft.ok &= self._record(table, section, draft)
+            recorded = self._record(table, section, draft)
+            draft.ok &= recorded
+            if recorded:
+                fresh[table] = draft.sections[table]
+                self._log_null_updated_at(draft.sections[table])
+        return fresh
+
+    def _log_corrections(self, corrections: list[Correction], now: float) -> None:
+        """One line per table at most every CORRECTION_LOG_SECONDS; rag_exporter_counter_corrections_total
+        has every amount."""
+        for correction in corrections:
+            table = correction.table
+            self._corrections_unlogged[table] = self._corrections_unlogged.get(table, 0) + 1
+            if now - self._correction_logged.get(table, float("-inf")) < CORRECTION_LOG_SECONDS:
+                continue
+            log.warning("%s: a running total went down, so its counter held: %s of %s%s by %g (%d corrections in "
+                        "this table since the last such line)", table, correction.counter, correction.day,
+                        f" {correction.key!r}" if correction.key else "", correction.amount,
+                        self._corrections_unlogged[table])
+            self._correction_logged[table] = now
+            self._corrections_unlogged[table] = 0
+
+    def _log_null_updated_at(self, section: Section[Any]) -> None:
+        """Once per table: rows without updated_at leave the table's freshness unknowable."""
+        nulls = section.updated_at_unusable.get("null", 0)
+        if nulls and section.table not in self._null_updated_logged:
+            self._null_updated_logged.add(section.table)
+            log.warning("%s: %d rows have no updated_at; their counts are served, but the table's freshness cannot "
+                        "be judged from them (rag_table_updated_at_unusable_rows)", section.table, nulls)
 
     def _record_chunks(self, read: ChunkRead | QueryFailed | None, started: float, draft: _Draft) -> None:
         """The chunk table's outcome: read this time, or not due (None) and its last read stands."""
@@ -149,6 +192,7 @@ class Refresher:
             errors=frozen_mapping(draft.errors),
             skipped=skipped,
             table_up=frozen_mapping(draft.table_up),
+            clock_offset_seconds=draft.clock_offset,
         )
 
     def _record(self, table: str, result: Section[Any] | QueryFailed, draft: _Draft) -> bool:
@@ -175,6 +219,10 @@ class _Draft:
     errors: dict[str, int]
     table_up: dict[str, bool]
     ok: bool = True  # every table tried was read
+    clock_offset: float | None = None
+
+
+_COUNTED = frozenset(COUNTED_TABLES)
 
 
 def _build(table: str, read: Any, build: Callable[..., Section[Any]], *args: Any) -> Section[Any] | QueryFailed:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 from . import tables
 from .anomaly import Score
 from .config import Config
+from .counters import Counters, Running
 
 T = TypeVar("T")
 
@@ -87,6 +88,13 @@ class Section(Generic[T]):
     rows_read: int
     rejected: Mapping[str, int]
     data: T  # the table's *Data below; None for an empty citation or feedback table
+    # Rows whose updated_at is no use for freshness ("null", "future"); their counts are still served.
+    updated_at_unusable: Mapping[str, int] = field(default_factory=lambda: frozen_mapping({}))
+    # Newest updated_at of the rows dated today, None before the ETL's first write of the day: the
+    # freshness of today's traffic (yesterday's late writes after midnight do not make it fresh).
+    today_updated_at: float | None = None
+    # Today's and yesterday's running totals, for the counters (counters.advance).
+    running: tuple[Running, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,8 @@ class Health:
     errors: Mapping[str, int] = field(default_factory=lambda: frozen_mapping({"connection": 0, "query": 0}))
     skipped: int = 0
     table_up: Mapping[str, bool] = field(default_factory=lambda: frozen_mapping({}))
+    # The database's now() minus the exporter's clock at the last read that reached the database.
+    clock_offset_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,8 @@ class Snapshot:
     health: Health
     refresh_interval: float
     max_data_age: float
+    # Served whatever the data's age: a counter that stops growing is the truth about what was seen.
+    counters: Counters = field(default_factory=Counters)
 
     def view(self, now: float) -> View:
         """What a scrape at `now` may serve: sections read within max_data_age (older data is withheld,

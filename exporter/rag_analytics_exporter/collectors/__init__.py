@@ -9,9 +9,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..snapshot import Snapshot
-from . import anomalies, health, latency, quality, usage
+from . import anomalies, counters, health, latency, quality, usage
 
-_GROUPS = (latency, usage, quality, anomalies, health)
+_GROUPS = (latency, usage, quality, counters, anomalies, health)
 
 
 class SnapshotCollector(Collector):

@@ -21,8 +21,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from .. import __version__
+from .. import __version__, tables
 from ..snapshot import LATENCY, USAGE, Snapshot, View, midnight_utc
+
+_DAILY = frozenset(t.name for t in tables.DAILY)
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
@@ -49,6 +51,12 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
             family = GaugeMetricFamily(name, text)
             family.add_metric([], value)
             yield family
+    if health.clock_offset_seconds is not None:
+        offset = GaugeMetricFamily("rag_exporter_database_clock_offset_seconds",
+                                   "The database's now() minus the exporter's clock, at the start of the last read "
+                                   "that reached the database (seconds; positive when the database is ahead).")
+        offset.add_metric([], health.clock_offset_seconds)
+        yield offset
     interval = GaugeMetricFamily("rag_exporter_refresh_interval_seconds",
                                  "Configured interval between refreshes of the daily tables (refresh.interval).")
     interval.add_metric([], snapshot.refresh_interval)
@@ -82,11 +90,19 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     rejected = GaugeMetricFamily("rag_exporter_rows_rejected",
                                  "Rows the last successful read of this table skipped as invalid, by reason "
                                  "(null_key, empty_key, null_value, negative_value, non_finite, out_of_range, "
-                                 "inconsistent_counts, future_date, future_updated_at, wrong_type).",
+                                 "inconsistent_counts, future_date, wrong_type).",
                                  labels=["table", "reason"])
     updated = GaugeMetricFamily("rag_table_updated_timestamp_seconds",
                                 "Newest updated_at of the table: when the ETL last wrote it (unix seconds).",
                                 labels=["table"])
+    today = GaugeMetricFamily("rag_table_today_updated_timestamp_seconds",
+                              "Newest updated_at of the daily table's rows dated today (UTC), as of the last read: "
+                              "the freshness of today's traffic. 0 before the ETL's first write of the day.",
+                              labels=["table"])
+    unusable = GaugeMetricFamily("rag_table_updated_at_unusable_rows",
+                                 "Rows of the last read of this table whose updated_at cannot tell its freshness: "
+                                 "reason=null (none), future (later than the exporter's and the database's clocks by "
+                                 "over 5 minutes). Their counts are served.", labels=["table", "reason"])
     newest = GaugeMetricFamily("rag_table_newest_date_timestamp_seconds",
                                "Start (00:00 UTC) of the newest date present in the table, not in the future.",
                                labels=["table"])
@@ -103,6 +119,10 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
             rejected.add_metric([section.table, reason], count)
         if section.updated_at is not None:
             updated.add_metric([section.table], section.updated_at)
+        if section.table in _DAILY:
+            today.add_metric([section.table], section.today_updated_at or 0.0)
+            for reason in ("future", "null"):
+                unusable.add_metric([section.table, reason], section.updated_at_unusable.get(reason, 0))
         if section.newest_date is not None:
             newest.add_metric([section.table],
                               midnight_utc(section.newest_date))
@@ -110,4 +130,4 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
     for scored in (view.section(LATENCY), view.section(USAGE)):  # in table order, as the loop above
         if scored is not None:
             complete.add_metric([scored.table], 1.0 if scored.data.scored_day_complete else 0.0)
-    yield from (rows_read, rejected, updated, newest, withheld, complete)
+    yield from (rows_read, rejected, updated, today, unusable, newest, withheld, complete)

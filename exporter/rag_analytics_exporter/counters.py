@@ -1,0 +1,172 @@
+"""True counters from the tables' daily running totals: they only grow within a process.
+
+The ETL upserts today's running totals (requests, errors, tokens, ...) every few minutes. Read as a
+Prometheus counter, any dip in such a total (an error counted one write late, a re-aggregation, a
+whole-millisecond mean) is taken for a reset by increase(), which then replays the whole day. The
+exporter is the one place that sees every write and knows each row's date, so it owns the counters:
+
+* a counter advances by each write's increase over the last value this process saw for that row
+  (table, date, key): a new day is a new row, told by its date, not by a drop in value;
+* a decrease is a correction: the counter holds, and the amount is added to `corrections`;
+* a row's label (a model folded into `other`) is fixed on the day's first sight of the row, so that
+  counts never move between series mid-day;
+* yesterday's rows are still read after midnight, so the ETL's last write of a day still counts;
+* the first read of a table after start is the baseline: counters start at 0 then, with a created
+  timestamp, as every client library's do. A series that first appears later is published at 0 and
+  takes its first amount one refresh later, so that increase() sees it.
+
+Pure: plain values in, a new immutable `Counters` out; the refresh job stores it in the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from . import tables
+
+Series = tuple[str, tuple[str, ...]]  # (family name, label values)
+
+
+@dataclass(frozen=True)
+class Running:
+    """One row's running totals as the last write left them, by quantity (a validated column name)."""
+
+    day: date
+    key: str  # the row's own key (a component, a model); "" for tables with one row a day
+    labels: tuple[str, ...]  # the label values it is published under (its top-N label)
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One counter series kind: which table's quantity it sums, under which labels."""
+
+    name: str
+    table: str
+    quantity: str
+    label_names: tuple[str, ...]
+    fixed: tuple[str, ...]  # label values of its own, after the row's (token_type, sentiment, ...)
+    help: str
+
+
+def _specs() -> tuple[Spec, ...]:
+    latency, usage = tables.LATENCY_METRICS.name, tables.TOKEN_USAGE_DAILY.name
+    feedback, citations = tables.FEEDBACK_DAILY.name, tables.CITATION_DAILY.name
+    specs = [
+        Spec("rag_component_requests_total", latency, "request_count", ("component",), (),
+             "Requests that ran this component (latency_metrics.request_count)"),
+        Spec("rag_component_errors_total", latency, "error_count", ("component",), (),
+             "Requests that failed in this component (latency_metrics.error_count)"),
+        Spec("rag_component_stage_seconds_total", latency, "stage_seconds", ("component",), (),
+             "Time spent in this component by its requests, in seconds (latency_metrics.avg_time_ms x "
+             "request_count)"),
+        *(Spec("rag_model_tokens_total", usage, f"{kind}_tokens", ("model", "token_type"), (kind,),
+               "Tokens used by this model; token_type is prompt or completion (token_usage_daily.prompt_tokens, "
+               "completion_tokens)") for kind in ("prompt", "completion")),
+        Spec("rag_model_cost_usd_total", usage, "estimated_cost_usd", ("model",), (),
+             "Estimated cost of this model in USD (token_usage_daily.estimated_cost_usd)"),
+        *(Spec("rag_feedback_total", feedback, f"{sentiment}_count", ("sentiment",), (sentiment,),
+               "User feedback by sentiment (feedback_daily)") for sentiment in ("positive", "negative")),
+        Spec("rag_responses_total", citations, "responses_total", (), (),
+             "Answers given (citation_daily.responses_total)"),
+        *(Spec("rag_citation_responses_total", citations, column, ("citations",), (label,),
+               "Answers by how many retrieved chunks they cited: 0, 1, 2 or 3+ (citation_daily)")
+          for column, label in (("zero_citations", "0"), ("one_citation", "1"), ("two_citations", "2"),
+                                ("three_plus_citations", "3+"))),
+    ]
+    return tuple(specs)
+
+
+SPECS = _specs()
+TABLES = tuple(dict.fromkeys(spec.table for spec in SPECS))
+_BY_TABLE = {table: tuple(s for s in SPECS if s.table == table) for table in TABLES}
+
+
+def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A running total that went down between two writes: the counter held."""
+
+    table: str
+    counter: str
+    day: date
+    key: str
+    amount: float
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Every counter's value, and what the next refresh needs to advance them."""
+
+    values: Mapping[Series, float] = field(default_factory=lambda: _frozen({}))
+    created: Mapping[Series, float] = field(default_factory=lambda: _frozen({}))
+    # Amounts of series first published this refresh (at 0), added at the next.
+    pending: Mapping[Series, float] = field(default_factory=lambda: _frozen({}))
+    # (table, day, key) -> (its labels for the day, the last value seen of each quantity)
+    seen: Mapping[tuple[str, date, str], tuple[tuple[str, ...], Mapping[str, float]]] = field(
+        default_factory=lambda: _frozen({}))
+    baselined: frozenset[str] = frozenset()  # tables whose first read since start is taken
+    corrections: Mapping[tuple[str, str], float] = field(  # (table, counter) -> amount held back
+        default_factory=lambda: _frozen({(spec.table, spec.name): 0.0 for spec in SPECS}))
+
+
+def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: date, now: float
+            ) -> tuple[Counters, list[Correction]]:
+    """The counters after the rows read by one refresh (only the tables it read), and the corrections seen.
+
+    Rows older than yesterday are not counted: a day closes for good one day after it ends.
+    """
+    values = dict(state.values)
+    created = dict(state.created)
+    pending: dict[Series, float] = defaultdict(float)
+    for series, amount in state.pending.items():
+        values[series] += amount
+    seen = dict(state.seen)
+    corrections = dict(state.corrections)
+    found: list[Correction] = []
+    oldest = today - timedelta(days=1)
+
+    def add(series: Series, amount: float) -> None:
+        if series in values:
+            values[series] += amount
+        else:  # a new series: published at 0 now, so that increase() sees its first amount
+            values[series], created[series] = 0.0, now
+            pending[series] += amount
+
+    for table, rows in observed.items():
+        baseline = table not in state.baselined
+        for row in rows:
+            if row.day < oldest:
+                continue
+            labels, last = seen.get((table, row.day, row.key), (row.labels, {}))
+            latest = dict(last)
+            for spec in _BY_TABLE[table]:
+                value = row.values.get(spec.quantity)
+                if value is None:
+                    continue
+                series = (spec.name, labels + spec.fixed)
+                latest[spec.quantity] = value
+                if baseline:
+                    if series not in values:
+                        values[series], created[series] = 0.0, now
+                    continue
+                change = value - last.get(spec.quantity, 0.0)
+                if change < 0:
+                    corrections[(table, spec.name)] += -change
+                    found.append(Correction(table, spec.name, row.day, row.key, -change))
+                elif change > 0 or series not in values:
+                    add(series, change)
+            seen[(table, row.day, row.key)] = (labels, _frozen(latest))
+    return Counters(
+        values=_frozen(values), created=_frozen(created), pending=_frozen(pending),
+        seen=_frozen({k: v for k, v in seen.items() if k[1] >= oldest}),
+        baselined=state.baselined | frozenset(observed), corrections=_frozen(corrections),
+    ), found

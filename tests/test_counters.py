@@ -1,0 +1,121 @@
+"""counters.advance by hand-computed cases: growth, corrections, days told by date, sticky labels, new series."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from rag_analytics_exporter.counters import Counters, Running, advance
+
+pytestmark = pytest.mark.unit
+
+TODAY = date(2026, 3, 10)
+YESTERDAY = date(2026, 3, 9)
+LATENCY, FEEDBACK = "latency_metrics", "feedback_daily"
+REQUESTS = ("rag_component_requests_total", ("llm",))
+ERRORS = ("rag_component_errors_total", ("llm",))
+
+
+def llm(day: date, requests: float, errors: float = 0.0, label: str = "llm", key: str = "llm",
+        stage: float | None = None) -> Running:
+    values = {"request_count": requests, "error_count": errors}
+    if stage is not None:
+        values["stage_seconds"] = stage
+    return Running(day, key, (label,), values)
+
+
+def run(*reads: dict[str, list[Running]], today: date = TODAY) -> tuple[Counters, list]:
+    state, found = Counters(), []
+    for at, observed in enumerate(reads):
+        state, corrections = advance(state, observed, today, 1000.0 + at)
+        found += corrections
+    return state, found
+
+
+def test_the_first_read_is_the_baseline_at_zero_with_a_created_timestamp():
+    state, _ = run({LATENCY: [llm(TODAY, 500, 3)]})
+    assert state.values[REQUESTS] == 0 and state.values[ERRORS] == 0
+    assert state.created[REQUESTS] == 1000.0
+
+
+def test_each_write_adds_its_increase():
+    state, found = run({LATENCY: [llm(TODAY, 500, 3)]}, {LATENCY: [llm(TODAY, 620, 5)]},
+                       {LATENCY: [llm(TODAY, 700, 5)]})
+    assert state.values[REQUESTS] == 200 and state.values[ERRORS] == 2 and not found
+
+
+def test_a_decrease_holds_the_counter_is_counted_and_the_next_write_counts_from_it():
+    state, found = run({LATENCY: [llm(TODAY, 1000, 50)]}, {LATENCY: [llm(TODAY, 980, 49)]},
+                       {LATENCY: [llm(TODAY, 1010, 49)]})
+    assert state.values[REQUESTS] == 30  # -20 held, then +30 from 980: never the day replayed
+    assert state.values[ERRORS] == 0
+    assert state.corrections[(LATENCY, "rag_component_requests_total")] == 20
+    assert state.corrections[(LATENCY, "rag_component_errors_total")] == 1
+    assert [(c.counter, c.amount) for c in found] == [("rag_component_requests_total", 20),
+                                                       ("rag_component_errors_total", 1)]
+
+
+def test_an_error_counted_one_write_late_loses_nothing():
+    # requests - errors dips when an error lands a write after its request; each total still only grows
+    state, found = run({LATENCY: [llm(TODAY, 100, 0)]}, {LATENCY: [llm(TODAY, 110, 0)]},
+                       {LATENCY: [llm(TODAY, 110, 10)]})
+    assert (state.values[REQUESTS], state.values[ERRORS], found) == (10, 10, [])
+
+
+def test_a_new_day_is_told_by_its_date_and_yesterdays_late_write_still_counts():
+    state, _ = run({LATENCY: [llm(YESTERDAY, 9000, 30)]},
+                   # after midnight: yesterday's last write and today's first, in one run of the ETL
+                   {LATENCY: [llm(YESTERDAY, 9040, 31), llm(TODAY, 50, 2)]})
+    assert state.values[REQUESTS] == 40 + 50 and state.values[ERRORS] == 1 + 2
+
+
+def test_rows_older_than_yesterday_are_not_counted_and_not_kept():
+    old = date(2026, 3, 8)
+    state, _ = run({LATENCY: [llm(TODAY, 1)]}, {LATENCY: [llm(old, 500), llm(TODAY, 2)]})
+    assert state.values[REQUESTS] == 1
+    assert all(day >= YESTERDAY for _, day, _ in state.seen)
+
+
+def test_a_rows_label_is_fixed_for_the_day():
+    other = ("rag_component_requests_total", ("other",))
+    state, _ = run({LATENCY: [llm(TODAY, 100, label="other", key="rerank")]},
+                   # rerank climbs into the top N mid-day: it stays in other until midnight
+                   {LATENCY: [llm(TODAY, 160, label="rerank", key="rerank")]},
+                   {LATENCY: [llm(TODAY, 170, label="rerank", key="rerank")]})
+    assert state.values[other] == 70
+    assert ("rag_component_requests_total", ("rerank",)) not in state.values
+    tomorrow = date(2026, 3, 11)
+    state, _ = advance(state, {LATENCY: [llm(tomorrow, 9, label="rerank", key="rerank")]}, tomorrow, 2000.0)
+    assert state.values[other] == 70, "a new day takes the new label"
+    assert state.values[("rag_component_requests_total", ("rerank",))] == 0, "published at 0 first"
+
+
+def test_a_series_that_appears_later_is_served_at_zero_then_takes_its_amount():
+    search = ("rag_component_requests_total", ("search",))
+    state, _ = run({LATENCY: [llm(TODAY, 100)]},
+                   {LATENCY: [llm(TODAY, 100), llm(TODAY, 40, label="search", key="search")]})
+    assert state.values[search] == 0 and state.created[search] == 1001.0
+    state, _ = advance(state, {LATENCY: [llm(TODAY, 100), llm(TODAY, 45, label="search", key="search")]}, TODAY,
+                       1002.0)
+    assert state.values[search] == 45
+
+
+def test_each_table_takes_its_own_baseline():
+    positive = ("rag_feedback_total", ("positive",))
+    first, _ = run({LATENCY: [llm(TODAY, 100)]})
+    # feedback_daily failed on the first read: its first successful read is its baseline, not an increase
+    state, _ = advance(first, {LATENCY: [llm(TODAY, 120)],
+                               FEEDBACK: [Running(TODAY, "", (), {"positive_count": 700, "negative_count": 80})]},
+                       TODAY, 1001.0)
+    assert state.values[positive] == 0 and state.values[REQUESTS] == 20
+
+
+def test_stage_time_from_whole_millisecond_means_never_goes_back():
+    stage = ("rag_component_stage_seconds_total", ("llm",))
+    # 100 requests at 1.801 s, then 110 at 1.800 s (the rounded mean moved down by 1 ms)
+    state, found = run({LATENCY: [llm(TODAY, 100, stage=180.1)]}, {LATENCY: [llm(TODAY, 110, stage=198.0)]},
+                       {LATENCY: [llm(TODAY, 120, stage=197.9)]}, {LATENCY: [llm(TODAY, 130, stage=234.0)]})
+    assert state.values[stage] == pytest.approx(198.0 - 180.1 + 234.0 - 197.9)
+    assert state.corrections[(LATENCY, "rag_component_stage_seconds_total")] == pytest.approx(0.1)
+    assert len(found) == 1
