@@ -110,6 +110,9 @@ class MixinConfig:
 
     # ── The pipeline and the exporter ────────────────────────────────────────────────────────────
     daily_table_stale_seconds: int = 7200  # the ETL upserts today's rows through the day
+    # The database's clock against the exporter's: past this, freshness and "today" disagree between them
+    # (NTP keeps clocks within milliseconds; the exporter tolerates 5 minutes before a timestamp is "future").
+    database_clock_offset_seconds: int = 60
     chunk_table_stale_seconds: int = 93600  # chunk_retrieval_stats may be written by a slower job
     refresh_failing_intervals: int = 3
 

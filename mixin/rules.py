@@ -125,6 +125,23 @@ def exporter() -> list[dict[str, Any]]:
               f"{hours(CONFIG.daily_table_stale_seconds)} for the daily tables, "
               f"{hours(CONFIG.chunk_table_stale_seconds)} for chunk_retrieval_stats); its numbers are frozen.",
               "rag-exporter"),
+        # Rows with no updated_at at all (a view over a table without one) and none with one: the table's
+        # age cannot be judged, so the rule above cannot fire for it, nor can RagTrafficDrop.
+        alert("RagAnalyticsDataStale",
+              f"{one(selector('rag_table_updated_at_unusable_rows', _NULL))} > 0\n"
+              f"unless on ({', '.join(('job', *CONFIG.deployment_labels, 'table'))})\n"
+              f"{one(selector('rag_table_updated_timestamp_seconds'))}\n", "15m", "warning",
+              "The age of an analytics table cannot be judged: its rows have no updated_at.",
+              "{{ $value }} rows of table {{ $labels.table }} have a NULL updated_at and none has one: whether the "
+              "ETL still writes it cannot be told, so the stale-data and traffic-drop alerts cannot fire for it.",
+              "rag-exporter", reason="freshness_unknown"),
+        alert("RagAnalyticsDatabaseClockSkew",
+              f"abs({selector('rag_exporter_database_clock_offset_seconds')}) > "
+              f"{CONFIG.database_clock_offset_seconds}\n", "15m", "warning",
+              "The analytics database's clock and the exporter's disagree.",
+              "{{ $labels.instance }}: the database's now() is {{ $value | humanizeDuration }} away from the "
+              f"exporter's clock (more than {CONFIG.database_clock_offset_seconds} s): the tables' freshness and the "
+              "day a row belongs to are judged by different clocks. Fix NTP on the one that is off.", "rag-exporter"),
     ]
 
 
@@ -145,6 +162,9 @@ def recording() -> list[dict[str, Any]]:
          "expr": f"{one(selector('rag_citation_responses'))}\n  / ignoring (citations) group_left\n"
                  f"sum without (citations) ({one(selector('rag_citation_responses'))})\n"},
     ]
+
+
+_NULL = 'reason="null"'
 
 
 def hours(seconds: int) -> str:

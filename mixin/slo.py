@@ -24,6 +24,7 @@ SLO = "rag-component-availability"
 _SLO = f'slo="{SLO}"'
 _MEAN = 'statistic="mean"'
 _POSITIVE = 'sentiment="positive"'
+_NEGATIVE = 'sentiment="negative"'
 _SENTIMENTS = 'sentiment=~"positive|negative"'
 _LATENCY_TABLE = 'table="latency_metrics"'
 
@@ -64,18 +65,19 @@ def traffic_window() -> int:
 
 
 def _volume_windows() -> list[int]:
-    """Windows whose request count gates an alert (long windows), plus the traffic comparison's."""
+    """Windows whose request count gates an alert (long windows)."""
     longs = {long for severity in ("critical", "warning") for long, _, _ in _pairs(severity)}
     longs |= {long for long, _ in _latency_windows().values()}
-    return sorted(longs | {traffic_window()})
-
-
-def _increase(metric: str, window: int, *matchers: str) -> str:
-    return one(f"increase({selector(metric, *matchers)}[{_w(window)}])")
+    return sorted(longs)
 
 
 def requests_increase(window: int) -> str:
     return f"component:rag_component_requests:increase{_w(window)}"
+
+
+def traffic_increase() -> str:
+    """Requests in the traffic window, from replicas that counted the whole of it."""
+    return f"component:rag_component_requests:increase{_w(traffic_window())}_whole"
 
 
 def latency_mean(window: int) -> str:
@@ -94,12 +96,23 @@ def traffic_ratio(offset: str) -> str:
     return f"component:rag_component_requests_increase{_w(traffic_window())}:ratio_offset{offset}"
 
 
-# Running totals copied at evaluation time, per replica. A window's numerator and denominator are
-# then increases of series sampled at the same instants, which increase() extrapolates alike (a
-# raw scrape and a recorded series are not). Small counts are read as differences of large ones:
-# errors as requests minus successes, negative feedback as all minus positive. A large total always
-# falls at midnight, so increase() always sees the restart; a small one may not (yesterday's 30
-# errors, then 50 in the new day's first write, would count 20).
+# The exporter's counters (rag_*_total) only grow within a process: a dip of the ETL's running total
+# is held at the source, and a new day is told by the row's date (docs/metrics.md, "Counters"). Every
+# windowed signal reads them, as Sloth and Pyrra expect, each replica's increase de-duplicated after.
+def _counted(metric: str, window: int, *matchers: str) -> str:
+    return one(f"increase({selector(metric, *matchers)}[{_w(window)}])")
+
+
+def _feedback_counted(window: int, sentiments: str) -> str:
+    return f"sum without (sentiment) ({_counted('rag_feedback_total', window, sentiments)})"
+
+
+# An exporter older than the counters serves only today's running totals (the gauges without _total).
+# Rules deployed before it fall back to reading those as counters that reset at midnight: the way
+# these rules worked before, dips and all. The totals are copied by a recording rule, so that a
+# window's numerator and denominator are increases of series sampled at the same instants (a raw
+# scrape and a recorded series are not); small counts are read as differences of large ones (errors
+# as requests minus successes), since a large total always falls at midnight and a small one may not.
 REQUESTS, SUCCESSES = "component:rag_component_requests:today", "component:rag_component_successes:today"
 STAGE_TIME = "component:rag_component_stage_time_seconds:today"
 FEEDBACK, POSITIVE = "deployment:rag_feedback:today", "deployment:rag_feedback_positive:today"
@@ -122,33 +135,61 @@ def _over(series: str, window: int) -> str:
     return one(f"increase({series}[{_w(window)}])")
 
 
+def _either(counted: str, fallback: str) -> str:
+    """The counters' signal, or the running totals' where no counter is served (an older exporter)."""
+    return f"(\n  {counted}\n)\nor\n(\n  {fallback}\n)\n"
+
+
+def _whole_window(window: int) -> str:
+    """Requests of each replica that counted the whole window and is still scraped, de-duplicated.
+
+    A replaced pod's counter starts at 0 and the old pod's stops: either covers part of the window,
+    which would read as a traffic drop. Until the new one has counted a whole window the signal is absent."""
+    total, created = selector("rag_component_requests_total"), selector("rag_component_requests_created")
+    counted = one(f"\n    increase({total}[{_w(window)}])\n    and ({created} < time() - {window * 60})\n"
+                  f"    and {total}\n  ")
+    fallback = f"{_over('rag_component_requests', window)}\n  unless\n  {one(total)}"
+    return _either(counted, fallback)
+
+
 def live_recording() -> list[dict[str, Any]]:
-    """Windowed signals from today's running totals; each window spans at least two ETL writes."""
+    """Windowed signals from the exporter's counters (from today's running totals, for an exporter older than
+    them); each window spans at least two ETL writes."""
     rules = _running()
+    requests, errors = "rag_component_requests_total", "rag_component_errors_total"
     for window in _slo_windows():
         rules.append({"record": sli(window),
-                      "expr": f"1 - (\n  {_over(SUCCESSES, window)}\n  /\n  {_over(REQUESTS, window)}\n)\n",
+                      "expr": _either(f"{_counted(errors, window)}\n  /\n  {_counted(requests, window)}",
+                                      f"1 - (\n  {_over(SUCCESSES, window)}\n  /\n  {_over(REQUESTS, window)}\n)"),
                       "labels": {"slo": SLO, "slo_window": _w(window)}})
     for window in _volume_windows():
-        rules.append({"record": requests_increase(window), "expr": _increase("rag_component_requests", window)})
+        rules.append({"record": requests_increase(window),
+                      "expr": _either(_counted(requests, window), _over("rag_component_requests", window))})
     for window in sorted({w for pair in _latency_windows().values() for w in pair}):
         rules.append({"record": latency_mean(window),
-                      "expr": f"{_over(STAGE_TIME, window)}\n/\n{_over(REQUESTS, window)}\n"})
+                      "expr": _either(f"{_counted('rag_component_stage_seconds_total', window)}\n  /\n  "
+                                      f"{_counted(requests, window)}",
+                                      f"{_over(STAGE_TIME, window)}\n  /\n  {_over(REQUESTS, window)}")})
     for window in sorted(set(feedback_windows())):
         rules.append({"record": feedback_ratio(window),
-                      "expr": f"1 - (\n  {_over(POSITIVE, window)}\n  /\n  {_over(FEEDBACK, window)}\n)\n"})
-    rules.append({"record": f"deployment:rag_feedback:increase{_w(feedback_windows()[0])}",
-                  "expr": _over(FEEDBACK, feedback_windows()[0])})
+                      "expr": _either(f"{_feedback_counted(window, _NEGATIVE)}\n  /\n  "
+                                      f"{_feedback_counted(window, _SENTIMENTS)}",
+                                      f"1 - (\n  {_over(POSITIVE, window)}\n  /\n  {_over(FEEDBACK, window)}\n)")})
+    long = feedback_windows()[0]
+    rules.append({"record": f"deployment:rag_feedback:increase{_w(long)}",
+                  "expr": _either(_feedback_counted(long, _SENTIMENTS), _over(FEEDBACK, long))})
     # Traffic against the same window a week (and a day) earlier. Recorded series exist only where
     # this rule ran on live scrapes, never over backfilled days (flat within the day), so the
     # comparison is absent, and quiet, until a week of live scrapes is there.
-    current = requests_increase(traffic_window())
+    rules.append({"record": traffic_increase(), "expr": _whole_window(traffic_window())})
     for offset in ("1w", "1d"):
-        rules.append({"record": traffic_ratio(offset), "expr": f"{current}\n/\n{current} offset {offset}\n"})
+        rules.append({"record": traffic_ratio(offset),
+                      "expr": f"{traffic_increase()}\n/\n{traffic_increase()} offset {offset}\n"})
     rules += [
-        # Tokens per model in the last hour, prompt and completion; the midnight restart is a reset.
+        # Tokens per model in the last hour, prompt and completion.
         {"record": "model:rag_model_tokens:increase1h",
-         "expr": f"sum without (token_type) ({_increase('rag_model_tokens', 60)})"},
+         "expr": _either(f"sum without (token_type) ({_counted('rag_model_tokens_total', 60)})",
+                         f"sum without (token_type) ({_over(selector('rag_model_tokens'), 60)})")},
         # ... scaled to tokens per day, to compare with the baseline daily tokens.
         {"record": "model:rag_model_tokens:burn_rate1h_per_day", "expr": "model:rag_model_tokens:increase1h * 24"},
     ]
@@ -227,6 +268,15 @@ def slo_alerts() -> list[dict[str, Any]]:
             _latency_alert("critical"), _latency_alert("warning")]
 
 
+def _written_today() -> str:
+    """The ETL wrote today's rows of latency_metrics within two cadences (the table's newest write, for an exporter
+    older than rag_table_today_updated_timestamp_seconds: yesterday's late writes after midnight then count)."""
+    bound = 2 * CONFIG.etl_cadence_minutes * 60
+    today = one(selector("rag_table_today_updated_timestamp_seconds", _LATENCY_TABLE))
+    newest = one(selector("rag_table_updated_timestamp_seconds", _LATENCY_TABLE))
+    return _either(f"time() - {today} < {bound}", f"time() - {newest} < {bound}\n  unless\n  {today}")
+
+
 def live_alerts() -> list[dict[str, Any]]:
     """Feedback and traffic over windows, not over the day so far, so an incident at 20:00 is not
     diluted by the hours before it. Traffic is compared with the same window of the week before,
@@ -245,14 +295,14 @@ def live_alerts() -> list[dict[str, Any]]:
               f"{CONFIG.feedback_min_events} feedback events).", "rag-feedback"),
         alert("RagTrafficDrop",
               f"{traffic_ratio('1w')}{{{total}}} < {number(CONFIG.traffic_drop_ratio)}\nand\n"
-              f"{requests_increase(traffic_window())}{{{total}}} offset 1w >= {CONFIG.traffic_min_requests}\n"
-              # Requests that stop growing while the ETL writes are a drop; while it is late, a pause.
+              f"{traffic_increase()}{{{total}}} offset 1w >= {CONFIG.traffic_min_requests}\n"
+              # Requests that stop growing while the ETL writes today's rows are a drop; while it is late
+              # (a late first write after midnight included), a pause.
               f"and on ({', '.join(('job', *CONFIG.deployment_labels))})\n"
-              f"time() - {one(selector('rag_table_updated_timestamp_seconds', _LATENCY_TABLE))}\n"
-              f"  < {2 * CONFIG.etl_cadence_minutes * 60}\n",
+              f"(\n{_written_today()})\n",
               CONFIG.for_traffic, "critical", "The RAG service is receiving far fewer requests than a week ago.",
               f"The service answered {{{{ $value | humanizePercentage }}}} of the requests of the same {window} a week "
               f"ago (threshold {percent(CONFIG.traffic_drop_ratio)}, when that window had at least "
-              f"{CONFIG.traffic_min_requests} requests, and the ETL wrote latency_metrics in the last "
+              f"{CONFIG.traffic_min_requests} requests, and the ETL wrote today's rows of latency_metrics in the last "
               f"{duration(2 * CONFIG.etl_cadence_minutes)}).", "rag-overview"),
     ]

@@ -92,7 +92,7 @@ def overview_row(d: Any) -> Any:
                links=[link("feedback", "User feedback")]),
     ):
         d = d.with_panel(panel)
-    requests = slo.requests_increase(slo.traffic_window())
+    requests = slo.traffic_increase()
     return d.with_panel(series(
         f"Requests per {duration(slo.traffic_window())}, against a week and a day earlier", "short",
         q(_live(requests, TOTAL), legend("now")),
