@@ -144,9 +144,10 @@ def _whole_window(window: int) -> str:
     """Requests of each replica that counted the whole window and is still scraped, de-duplicated.
 
     A replaced pod's counter starts at 0 and the old pod's stops: either covers part of the window,
-    which would read as a traffic drop. Until the new one has counted a whole window the signal is absent."""
-    total, created = selector("rag_component_requests_total"), selector("rag_component_requests_created")
-    counted = one(f"\n    increase({total}[{_w(window)}])\n    and ({created} < time() - {window * 60})\n"
+    which would read as a traffic drop. A replica counts once its series was there a window ago (the
+    offset, a duration, which the demo's compressed time scales) and while it is scraped now."""
+    total = selector("rag_component_requests_total")
+    counted = one(f"\n    increase({total}[{_w(window)}])\n    and ({total} offset {_w(window)})\n"
                   f"    and {total}\n  ")
     fallback = f"{_over('rag_component_requests', window)}\n  unless\n  {one(total)}"
     return _either(counted, fallback)
