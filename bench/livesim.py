@@ -1,24 +1,21 @@
-"""Simulated days of today's running totals, run through the committed rules with the real promtool.
+"""Simulated traffic of a RAG service, minute by minute, and promtool run over scraped series.
 
-What is simulated, minute by minute (numpy, seeded):
-* traffic with a diurnal curve (quiet at 03:00 UTC, peak at 15:00), weekdays busier than weekends,
-  day-to-day and minute-to-minute noise; components search, llm and total (the whole request);
-* errors as binomial draws around a base ratio, latency as each minute's mean around a base that
-  rises a little with load, feedback on a share of requests with ~10 % negative;
-* the ETL writing the day's running totals every `cadence` minutes (a random phase), each write
-  holding the traffic up to its own start, the exporter serving the newest write at the next
-  scrape, and the new day's first write restarting every total: the increments between the day's
-  last write and 00:00 are lost, as in production;
-* Prometheus scraping every minute at :30, so that no sample ever sits on a window's edge
-  (Prometheus 3's left-open ranges and Prometheus 2's closed ones then read the same samples).
+What is simulated (numpy, seeded): traffic with a diurnal curve (quiet at 03:00 UTC, peak at 15:00),
+weekdays busier than weekends, day-to-day and minute-to-minute noise, for the components search, llm
+and total (the whole request); errors as binomial draws around a base ratio, latency as each minute's
+mean around a base that rises a little with load, feedback on a share of requests with ~10 %
+negative; incidents that change one of them for a while.
 
-`run()` writes the series as a promtool test whose alert checks expect nothing at every minute of
-the watched span, runs `promtool test rules` on the committed rule files, and parses the alerts that
-promtool reports as unexpected: the first minute each alert fired.
+bench/replay.py writes that traffic into PostgreSQL as an ETL would and scrapes the real exporter;
+`firing()` runs `promtool test rules` on the scrapes (one sample a minute at :30, so that no sample
+sits on a window's edge: Prometheus 3's left-open ranges and 2's closed ones read the same) with an
+alert check expecting nothing at every watched minute, and parses the alerts promtool reports as
+unexpected: the minutes each alert fired.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
@@ -27,16 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerting" / "rules"
-JOB = "rag-analytics-exporter"
 # Base mean seconds and base error ratio: a healthy service, spending half of a 99.5 % budget end to end.
 COMPONENTS = {"search": (0.12, 0.001), "llm": (1.8, 0.0015)}
-# The rule files of the windowed signals; the others read series this simulation does not make.
-RULE_FILES = ("live.yml", "slo.yml", "rates.yml")
-ALERTS = ("RagComponentErrorBudgetBurn", "RagComponentLatencyHigh", "RagNegativeFeedbackHigh", "RagTrafficDrop")
 DAY = 1440
 
 
@@ -83,10 +75,8 @@ def diurnal_mean() -> float:
     return float(np.mean(0.25 + 0.75 * np.exp(-((hours - 15) / 5.0) ** 2)))
 
 
-def simulate(days: int, cadence: int, incidents: Iterable[Incident] = (), shape: Shape | None = None,
-             start_weekday: int = 0) -> dict[str, np.ndarray]:
-    """Per-minute served values of every series (the exporter's view, before Prometheus scrapes it)."""
-    shape = shape or Shape()
+def traffic(days: int, incidents: Iterable[Incident], shape: Shape, start_weekday: int = 0) -> dict[str, np.ndarray]:
+    """Each minute's own requests, errors, stage time and feedback (not running totals), per component."""
     rng = shape.rng
     n = days * DAY
     minutes = np.arange(n)
@@ -131,67 +121,7 @@ def simulate(days: int, cadence: int, incidents: Iterable[Incident] = (), shape:
     feedback = rng.binomial(requests.astype(int), shape.feedback_share)
     per_minute["negative"] = rng.binomial(feedback, negative_share).astype(float)
     per_minute["positive"] = feedback - per_minute["negative"]
-    return _served(per_minute, n, cadence, rng)
-
-
-def _served(per_minute: dict[str, np.ndarray], n: int, cadence: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The running totals as the exporter serves them at each minute's scrape (at :30)."""
-    phase = int(rng.integers(cadence))
-    writes = np.arange(phase, n + cadence, cadence)
-    # Each write covers traffic up to its own minute (a few seconds of jitter do not cross minutes).
-    writes = writes[writes < n]
-    served: dict[str, np.ndarray] = {}
-    day_of = np.arange(n) // DAY
-    for key, values in per_minute.items():
-        # The day's running total as of the end of each minute, restarting at 00:00.
-        totals = np.zeros(n)
-        for day in range(int(day_of.max()) + 1):
-            span = slice(day * DAY, (day + 1) * DAY)
-            totals[span] = np.cumsum(values[span])
-        # A write at minute w (its start) holds the day's traffic up to w, not w's own minute: the
-        # total as of the end of minute w - 1, of w's day (a write at 00:02 holds the new day's
-        # first two minutes, and the old day's tail is never served). Served at minute m: the
-        # newest write at or before m.
-        before = np.concatenate(([0.0], totals[:-1]))
-        before[np.arange(n) % DAY == 0] = 0.0
-        last = np.searchsorted(writes, np.arange(n), side="right") - 1
-        served_values = np.where(last >= 0, before[writes[np.maximum(last, 0)]], 0.0)
-        served[key] = served_values
-    # latency_metrics.updated_at as the exporter serves it: the newest write's time, in seconds.
-    last = np.searchsorted(writes, np.arange(n), side="right") - 1
-    served["updated"] = np.where(last >= 0, writes[np.maximum(last, 0)] * 60.0, 0.0)
-    return served
-
-
-def series(served: dict[str, np.ndarray], baseline: dict[str, float]) -> list[dict[str, str]]:
-    """promtool input_series: one sample a minute at :30 (interval 30s, every other value missing)."""
-    target = f'job="{JOB}",instance="exporter:9841"'
-    out = []
-
-    def add(name: str, labels: str, values: np.ndarray) -> None:
-        text = " ".join(f"_ {v:.10g}" for v in values)
-        out.append({"series": f"{name}{{{labels},{target}}}", "values": text})
-
-    for component in (*COMPONENTS, "total"):
-        requests = served[f"{component}_requests"]
-        add("rag_component_requests", f'component="{component}"', requests)
-        add("rag_component_errors", f'component="{component}"', served[f"{component}_errors"])
-        mean = np.where(requests > 0, served[f"{component}_time"] / np.maximum(requests, 1), 0.0)
-        add("rag_component_latency_seconds", f'component="{component}",statistic="mean"', mean)
-        add("rag_component_latency_baseline_mean_seconds", f'component="{component}"',
-            np.full(len(requests), baseline[component]))
-    for sentiment in ("positive", "negative"):
-        add("rag_feedback", f'sentiment="{sentiment}"', served[sentiment])
-    add("rag_table_updated_timestamp_seconds", 'table="latency_metrics"', served["updated"])
-    return out
-
-
-def baselines() -> dict[str, float]:
-    """The 30-day baseline daily mean latency: the base, raised by the day's mean load."""
-    mean_load = diurnal_mean() / 1.0
-    base = {name: mean * (1 + 0.1 * mean_load) for name, (mean, _) in COMPONENTS.items()}
-    base["total"] = sum(base.values()) + 0.05
-    return base
+    return per_minute
 
 
 _FAILED = re.compile(r"alertname: (\w+), time: ([0-9dhms]+),(.*?)(?=alertname: |\Z)", re.S)
@@ -205,34 +135,33 @@ def _minutes(text: str) -> int:
     return total
 
 
-def run(served: dict[str, np.ndarray], watch: range, promtool: str, workdir: Path | None = None,
-        alerts: Iterable[str] = ALERTS) -> dict[tuple[str, str], list[int]]:
-    """The minutes (within watch) at which each (alert, severity) was firing, from promtool's report
-    of the alerts it did not expect."""
-    n = len(served["total_requests"])
-    rule_files = [str(RULES / name) for name in RULE_FILES]
+def firing(input_series: list[dict[str, str]], watch: Iterable[int], promtool: str, rule_files: Iterable[str],
+           alerts: Iterable[str], workdir: Path | None = None) -> dict[tuple[str, str], list[int]]:
+    """Run promtool on these input series (samples at :30 of each minute) and the named rule files; the minutes
+    of watch at which each (alert, severity) was firing."""
+    alerts = list(alerts)
     test = {
-        "rule_files": rule_files,
+        "rule_files": [str(RULES / name) for name in rule_files],
         "evaluation_interval": "1m",
         "tests": [{
             "interval": "30s",
-            "input_series": series(served, baselines()),
+            "input_series": input_series,
             "alert_rule_test": [{"eval_time": f"{minute}m", "alertname": name, "exp_alerts": []}
-                                for minute in watch for name in alerts if minute < n],
+                                for minute in watch for name in alerts],
         }],
     }
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         path = Path(scratch) / "sim_test.yml"
-        path.write_text(yaml.safe_dump(test, width=1 << 30))
+        path.write_text(json.dumps(test))  # JSON is YAML, and 20 times as fast to write
         result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=3600)
     output = result.stdout + result.stderr
     if result.returncode != 0 and "FAILED:" not in output:
         raise RuntimeError(f"promtool could not run the simulation:\n{output[-2000:]}")
-    firing: dict[tuple[str, str], set[int]] = {}
+    found: dict[tuple[str, str], set[int]] = {}
     for name, when, got in _FAILED.findall(output):
         for severity in set(_SEVERITY.findall(got)):
-            firing.setdefault((name, severity), set()).add(_minutes(when))
-    return {key: sorted(minutes) for key, minutes in firing.items()}
+            found.setdefault((name, severity), set()).add(_minutes(when))
+    return {key: sorted(minutes) for key, minutes in found.items()}
 
 
 def episodes(minutes: list[int]) -> int:
