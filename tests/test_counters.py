@@ -111,11 +111,12 @@ def test_each_table_takes_its_own_baseline():
     assert state.values[positive] == 0 and state.values[REQUESTS] == 20
 
 
-def test_stage_time_from_whole_millisecond_means_never_goes_back():
+def test_stage_time_from_whole_millisecond_means_never_goes_back_nor_counts_an_oscillation_twice():
     stage = ("rag_component_stage_seconds_total", ("llm",))
-    # 100 requests at 1.801 s, then 110 at 1.800 s (the rounded mean moved down by 1 ms)
-    state, found = run({LATENCY: [llm(TODAY, 100, stage=180.1)]}, {LATENCY: [llm(TODAY, 110, stage=198.0)]},
-                       {LATENCY: [llm(TODAY, 120, stage=197.9)]}, {LATENCY: [llm(TODAY, 130, stage=234.0)]})
-    assert state.values[stage] == pytest.approx(198.0 - 180.1 + 234.0 - 197.9)
-    assert state.corrections[(LATENCY, "rag_component_stage_seconds_total")] == pytest.approx(0.1)
+    # 1,000 requests at 21 ms, 1,010 at 20 ms (the rounded mean stepped down: 20.2 s < 21 s), 1,020 at 21 ms
+    # (back up), 1,030 at 21 ms. Counted from the last value, the step back up would add 1.22 s, not 0.42 s.
+    state, found = run({LATENCY: [llm(TODAY, 1000, stage=21.0)]}, {LATENCY: [llm(TODAY, 1010, stage=20.2)]},
+                       {LATENCY: [llm(TODAY, 1020, stage=21.42)]}, {LATENCY: [llm(TODAY, 1030, stage=21.63)]})
+    assert state.values[stage] == pytest.approx(21.63 - 21.0)
+    assert state.corrections[(LATENCY, "rag_component_stage_seconds_total")] == pytest.approx(0.8)
     assert len(found) == 1

@@ -7,7 +7,8 @@ exporter is the one place that sees every write and knows each row's date, so it
 
 * a counter advances by each write's increase over the last value this process saw for that row
   (table, date, key): a new day is a new row, told by its date, not by a drop in value;
-* a decrease is a correction: the counter holds, and the amount is added to `corrections`;
+* a decrease is a correction: the counter holds, and the amount is added to `corrections`; the next
+  write counts from the lowered value (stage time, from a rounded mean, from its highest value instead);
 * a row's label (a model folded into `other`) is fixed on the day's first sight of the row, so that
   counts never move between series mid-day;
 * yesterday's rows are still read after midnight, so the ETL's last write of a day still counts;
@@ -52,6 +53,10 @@ class Spec:
     label_names: tuple[str, ...]
     fixed: tuple[str, ...]  # label values of its own, after the row's (token_type, sentiment, ...)
     help: str
+    # Advance only past the highest value seen, not the last: for a quantity that oscillates around its
+    # true value (mean x requests from a mean stored in whole milliseconds), a step down and back up would
+    # otherwise count the step again at every oscillation.
+    high_water: bool = False
 
 
 def _specs() -> tuple[Spec, ...]:
@@ -64,7 +69,7 @@ def _specs() -> tuple[Spec, ...]:
              "Requests that failed in this component (latency_metrics.error_count)"),
         Spec("rag_component_stage_seconds_total", latency, "stage_seconds", ("component",), (),
              "Time spent in this component by its requests, in seconds (latency_metrics.avg_time_ms x "
-             "request_count)"),
+             "request_count)", high_water=True),
         *(Spec("rag_model_tokens_total", usage, f"{kind}_tokens", ("model", "token_type"), (kind,),
                "Tokens used by this model; token_type is prompt or completion (token_usage_daily.prompt_tokens, "
                "completion_tokens)") for kind in ("prompt", "completion")),
@@ -153,12 +158,13 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
                 if value is None:
                     continue
                 series = (spec.name, labels + spec.fixed)
-                latest[spec.quantity] = value
+                before = last.get(spec.quantity, 0.0)
+                latest[spec.quantity] = max(value, before) if spec.high_water else value
                 if baseline:
                     if series not in values:
                         values[series], created[series] = 0.0, now
                     continue
-                change = value - last.get(spec.quantity, 0.0)
+                change = value - before
                 if change < 0:
                     corrections[(table, spec.name)] += -change
                     found.append(Correction(table, spec.name, row.day, row.key, -change))
