@@ -18,7 +18,7 @@ from .config import Config
 from .db import DAILY_TABLES, ChunkRead, Database, DatabaseUnavailable, QueryFailed, TableRead
 from .dberrors import first_line
 from .snapshot import Health, Section, Snapshot, empty_snapshot, frozen_mapping
-from .tables import CHUNK_RETRIEVAL_STATS
+from .tables import CHUNK_RETRIEVAL_STATS, LATENCY_METRICS, TOTAL_COMPONENT
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Refresher:
         self._chunk_read_ok = False
         self._failed_connects = 0  # refreshes in a row that could not reach the database
         self._failed_tables: set[str] = set()  # tables whose last read failed on a reachable database
+        self._total_missing = False  # logged when it changes, not at every refresh
         self._idle = threading.Event()
         self._idle.set()
         self._listeners: list[Callable[[], None]] = []
@@ -121,6 +122,21 @@ class Refresher:
         for table, read in reads.items():
             section = _build(table, read, DAILY_BUILDERS[table], started, today, self._config)
             draft.ok &= self._record(table, section, draft)
+            if table == LATENCY_METRICS.name and not isinstance(section, QueryFailed):
+                self._log_total(section)
+
+    def _log_total(self, section: Section[Any]) -> None:
+        """Say once when the newest day of latency_metrics lacks the whole request's component, and once when
+        it is back: the overview, RagTrafficDrop and the inhibition read nothing else."""
+        components = {c.component for c in section.data.components}
+        missing = bool(components) and TOTAL_COMPONENT not in components
+        if missing and not self._total_missing:
+            log.warning("latency_metrics has no component=%r on %s (it has %s): the overview's stats and "
+                        "RagTrafficDrop read that component; name the whole request's row %r (docs/tables.md)",
+                        TOTAL_COMPONENT, section.newest_date, ", ".join(sorted(components)), TOTAL_COMPONENT)
+        elif self._total_missing and not missing:
+            log.info("latency_metrics has a component=%r again", TOTAL_COMPONENT)
+        self._total_missing = missing
 
     def _record_chunks(self, read: ChunkRead | QueryFailed | None, started: float, draft: _Draft) -> None:
         """The chunk table's outcome: read this time, or not due (None) and its last read stands."""
