@@ -134,8 +134,8 @@ def _reasons_in_the_package() -> set[str]:
     found = {reason for reason in CHUNK_BUCKET_REASONS.values() if reason != "null_relevance"}  # not a rejection
     for path in (REPO / "exporter" / "rag_analytics_exporter").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Rejected"
-                    or isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "rejected"):
+            if ((isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Rejected")
+                    or (isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "rejected")):
                 argument = node.args[0] if isinstance(node, ast.Call) else node.slice
                 if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
                     found.add(argument.value)
