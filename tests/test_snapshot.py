@@ -143,3 +143,17 @@ def test_a_newest_day_without_the_total_component_is_a_data_problem():
                           health=snapshot.health, refresh_interval=60.0, max_data_age=300.0)
     (sample,) = _families(with_total)["rag_exporter_data_problem"].samples
     assert sample.value == 0
+
+
+def test_the_chunk_families_say_their_own_table_and_interval():
+    """Issue 31 item 5: they said 'From the daily aggregate tables, read every 60s'."""
+    from dataclasses import replace
+
+    families = _families(replace(golden_snapshot(), chunk_refresh_interval=900.0))
+    chunk_families = [name for name in families if name.startswith(("rag_chunk", "rag_top_chunk"))]
+    assert {"rag_chunks", "rag_top_chunk_retrievals", "rag_chunk_relevance_chunks"} <= set(chunk_families)
+    for name in chunk_families:
+        said = families[name].documentation
+        assert "From chunk_retrieval_stats (one cumulative row per chunk), read every 900s" in said, name
+        assert "daily" not in said, name
+    assert "read every 60s" in families["rag_responses"].documentation

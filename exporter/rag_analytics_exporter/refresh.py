@@ -87,7 +87,8 @@ class Refresher:
         self._snapshot = Snapshot(sections=frozen_mapping(draft.sections),
                                   health=self._health(previous.health, draft, started, finished),
                                   refresh_interval=self._config.refresh_interval,
-                                  max_data_age=self._config.max_data_age)
+                                  max_data_age=self._config.max_data_age,
+                                  chunk_refresh_interval=self._config.chunk_refresh_interval)
         if draft.ok:
             log.debug("refresh ok in %.3fs", finished - started)
         for listener in self._listeners:

@@ -179,6 +179,7 @@ class Snapshot:
     health: Health
     refresh_interval: float
     max_data_age: float
+    chunk_refresh_interval: float = 600.0  # the chunk table is read on its own, slower, interval
 
     def view(self, now: float) -> View:
         """What a scrape at `now` may serve: sections read within max_data_age (older data is withheld,
@@ -217,4 +218,4 @@ class View:
 def empty_snapshot(config: Config) -> Snapshot:
     """The snapshot served before the first refresh finishes."""
     return Snapshot(sections=frozen_mapping({}), health=Health(), refresh_interval=config.refresh_interval,
-                    max_data_age=config.max_data_age)
+                    max_data_age=config.max_data_age, chunk_refresh_interval=config.chunk_refresh_interval)
