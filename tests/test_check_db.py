@@ -80,8 +80,12 @@ def test_a_crafted_database_shows_each_problem_and_fails(seeded):
 def test_a_foreign_schema_is_named_column_by_column(fresh_db):
     execute(fresh_db, """
         CREATE TABLE latency_metrics (date timestamptz, component uuid, request_count text, updated_at timestamp);
+        CREATE TABLE citation_daily (date timestamptz, responses_total bigint, zero_citations bigint,
+            one_citation bigint, two_citations bigint, three_plus_citations bigint, updated_at timestamptz);
+        INSERT INTO citation_daily VALUES (now() - interval '1 day', 10, 1, 2, 3, 4, now());
     """)
     result = run("check-db", "--dsn", fresh_db, "--pause", "0")
+    print(result.stdout)
     assert result.returncode == 1, result.stdout + result.stderr
     text = result.stdout
     assert "latency_metrics (table, 4 columns)" in text
@@ -89,8 +93,12 @@ def test_a_foreign_schema_is_named_column_by_column(fresh_db):
     assert "ERROR: component is uuid, the contract says text" in text
     assert "ERROR: request_count is text, the contract says bigint: every row is rejected as wrong_type" in text
     assert "WARNING: updated_at is timestamp without time zone" in text
-    assert "ERROR: does not exist: its panels are empty" in text  # the six other tables
-    assert text.count("does not exist") == 6
+    assert "ERROR: does not exist: its panels are empty" in text  # the five other tables
+    assert text.count("does not exist") == 5
+    # A day as a timestamp reads, but no row can be placed on a day: the refresh would fail the table.
+    assert "ERROR: date is timestamp with time zone, the contract says date" in text
+    assert "ERROR: the exporter cannot use its rows (TypeError: can't compare" in text
+    assert "Traceback" not in result.stderr
 
 
 def test_an_unreachable_database_is_one_line(tmp_path):

@@ -235,6 +235,15 @@ def _outcome(report: TableReport, table: Table, read: Any, earlier: Any, found: 
     """One table's reads, as the exporter would use them."""
     if found is None:
         return  # missing, unreadable or without a declared column: already said
+    try:
+        _used(report, table, read, earlier, found, today, now, config, pause)
+    except Exception as exc:  # noqa: BLE001 (what the refresh would do: fail this table, say why)
+        report.add(ERROR, f"the exporter cannot use its rows ({type(exc).__name__}: {exc}): the refresh fails the "
+                          "table, its panels are empty")
+
+
+def _used(report: TableReport, table: Table, read: Any, earlier: Any, found: catalog.Values, today: date,
+          now: float, config: Config, pause: float) -> None:
     if isinstance(read, QueryFailed):
         report.add(ERROR, f"reading it fails: {read.reason}")
     elif isinstance(read, ChunkRead):
