@@ -106,3 +106,20 @@ def test_an_unreachable_database_is_one_line(tmp_path):
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("check-db: ") and "Traceback" not in result.stderr
+
+
+def test_a_table_too_slow_to_count_is_a_finding_not_a_crash(seeded, tmp_path):
+    """A scan of every row may outlast statement_timeout on a huge table; the rest is still checked."""
+    execute(seeded, """
+        ALTER TABLE chunk_retrieval_stats RENAME TO chunk_base;
+        CREATE VIEW chunk_retrieval_stats AS SELECT * FROM chunk_base WHERE pg_sleep(0.01) IS NOT NULL;
+    """)  # 300 rows: 3 s a scan
+    config = tmp_path / "config.yml"
+    config.write_text(f"database:\n  dsn: '{seeded}'\n  statement_timeout: 1s\n")
+    result = run("check-db", "--config", str(config), "--pause", "0")
+    print(result.stdout)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    block = result.stdout.split("chunk_retrieval_stats (view, 8 columns)\n")[1].split("\nfeedback_daily")[0]
+    assert "WARNING: its rows could not be counted (canceling statement due to statement timeout)" in block
+    assert "ERROR: reading it fails: canceling statement due to statement timeout" in block
+    assert "check-db: 1 error (" in result.stdout  # the other tables were checked, and passed
