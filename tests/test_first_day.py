@@ -203,3 +203,13 @@ def test_the_read_only_role_script_stops_at_its_first_error_and_takes_the_schema
     execute_autocommit(cluster.admin, f"ALTER ROLE {role} PASSWORD '{PASSWORD}'")
     as_role = database.replace("postgres:@", f"{role}:{PASSWORD}@")
     assert query(as_role, "SELECT count(*) FROM latency_metrics") == [(0,)]  # through its search_path
+
+
+def test_check_db_with_the_read_only_role(cluster):
+    """The first command on a new database, as the exporter's own role: the report, then exit 0."""
+    result = run("check-db", "--dsn", cluster.readonly, "--pause", "0.5", password=PASSWORD)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("check-db: OK") and not result.stderr
+    line = one_line(run("check-db", "--dsn", cluster.readonly, password=PASSWORD[::-1]), 1,
+                    "check-db:", "password authentication failed", "check the user and the password")
+    assert PASSWORD[::-1] not in line
