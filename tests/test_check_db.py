@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
+import psycopg2
 import pytest
 
 from conftest import execute
 from rag_analytics_exporter.checkdb import ERROR, WARNING, check, exit_code, render
 from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.db import DatabaseUnavailable
 from rag_analytics_exporter.seed import DemoScale, seed
 
 CLI = [sys.executable, "-m", "rag_analytics_exporter.cli"]
@@ -123,3 +126,32 @@ def test_a_table_too_slow_to_count_is_a_finding_not_a_crash(seeded, tmp_path):
     assert "WARNING: its rows could not be counted (canceling statement due to statement timeout)" in block
     assert "ERROR: reading it fails: canceling statement due to statement timeout" in block
     assert "check-db: 1 error (" in result.stdout  # the other tables were checked, and passed
+
+
+@pytest.fixture
+def limited_role(pg_server):
+    """A login role that may hold one connection, as a role beside a running exporter may have one left.
+    Ask for it before the database, so that the database (and the role's grants in it) goes first."""
+    name = f"one_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(pg_server.get_uri())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE ROLE "{name}" LOGIN CONNECTION LIMIT 1')
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f'DROP ROLE "{name}"')
+    admin.close()
+
+
+def test_one_connection_at_a_time_and_a_database_lost_between_the_reads(limited_role, seeded):
+    execute(seeded, f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{limited_role}"')
+    as_role = seeded.replace("postgres:@", f"{limited_role}@", 1)
+    result = run("check-db", "--dsn", as_role, "--pause", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def the_database_goes_away(seconds: float) -> None:
+        execute(seeded, f'ALTER ROLE "{limited_role}" NOLOGIN')
+        execute(seeded, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (limited_role,))
+
+    with pytest.raises(DatabaseUnavailable):
+        check(Config(dsn=as_role), None, pause=0, wait=the_database_goes_away)

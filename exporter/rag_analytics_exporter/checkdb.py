@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 
 from . import catalog
 from .builders import DAILY_BUILDERS, build_chunks
@@ -197,51 +198,61 @@ Reader = Callable[[], tuple[dict[str, TableRead | QueryFailed], ChunkRead | Quer
 
 def check(config: Config, password: str | None, pause: float = 3.0, clock: Callable[[], float] = time.time,
           wait: Callable[[float], None] = time.sleep) -> list[TableReport]:
-    """Every table's report; raises psycopg2.Error when the database cannot be reached at all.
+    """Every table's report. Raises psycopg2.Error when the database cannot be reached at all, and
+    DatabaseUnavailable when it is lost during the check.
 
-    wait(pause) runs between the two reads (a test writes there what an ETL would).
+    One connection at a time, as the role's connection limit allows beside a running exporter. wait(pause)
+    runs between the two reads (a test writes there what an ETL would).
     """
     now = clock()
     today = datetime.fromtimestamp(now, timezone.utc).date()
-    conn = catalog.connect(config.dsn, password, config.application_name + " check-db", config.connect_timeout,
-                           config.statement_timeout)
-    database = Database(config.dsn, password=password, application_name=config.application_name + " check-db",
-                        connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
-                        lock_timeout=config.lock_timeout)
+    reports = {table.name: TableReport(table.name) for table in ALL}
+    name = config.application_name + " check-db"
+    conn = catalog.connect(config.dsn, password, name, config.connect_timeout, config.statement_timeout)
     try:
-        found, unreadable = catalog.relations(conn)
-        reports = {table.name: TableReport(table.name) for table in ALL}
-        readable = {}
-        for table in ALL:
-            report = reports[table.name]
-            if table.name in unreadable:
-                report.add(ERROR, f"{unreadable[table.name]}: its panels are empty and rag_exporter_table_up is 0")
-            elif _columns(report, table, found[table.name]):
-                try:
-                    readable[table.name] = values = catalog.values(conn, table, today)
-                except psycopg2.Error as exc:  # a scan of all rows may exceed statement_timeout on a huge table
-                    if is_connection_failure(exc, conn):
-                        raise
-                    report.add(WARNING, f"its rows could not be counted ({first_line(exc)}): NULL updated_at, "
-                                        "future dates and duplicate keys are not checked")
-                    readable[table.name] = values = catalog.Values(0, 0, 0, None, 0)
-                _values(report, table, values)
-        since = date.fromordinal(today.toordinal() - max(config.lookback_days + 1, config.slo_period_days - 1))
+        readable = _catalog(conn, reports, today)
+    finally:
+        conn.close()
+    database = Database(config.dsn, password=password, application_name=name, connect_timeout=config.connect_timeout,
+                        statement_timeout=config.statement_timeout, lock_timeout=config.lock_timeout)
+    since = date.fromordinal(today.toordinal() - max(config.lookback_days + 1, config.slo_period_days - 1))
 
-        def read() -> tuple[dict[str, TableRead | QueryFailed], ChunkRead | QueryFailed | None]:
-            return database.read(today, since, with_chunks=True, top_chunks=config.top_chunks,
-                                 now=datetime.fromtimestamp(clock(), timezone.utc))
+    def read() -> tuple[dict[str, TableRead | QueryFailed], ChunkRead | QueryFailed | None]:
+        return database.read(today, since, with_chunks=True, top_chunks=config.top_chunks,
+                             now=datetime.fromtimestamp(clock(), timezone.utc))
 
+    try:
         first, first_chunks = read()
         wait(pause)
         second, second_chunks = read()
-        for table in ALL:
-            _outcome(reports[table.name], table, second.get(table.name, second_chunks), first.get(table.name,
-                     first_chunks), readable.get(table.name), today, now, config, pause)
-        return list(reports.values())
     finally:
-        conn.close()
         database.close()
+    for table in ALL:
+        _outcome(reports[table.name], table, second.get(table.name, second_chunks), first.get(table.name,
+                 first_chunks), readable.get(table.name), today, now, config, pause)
+    return list(reports.values())
+
+
+def _catalog(conn: psycopg2.extensions.connection, reports: dict[str, TableReport], today: date
+             ) -> dict[str, catalog.Values]:
+    """Each table's columns and types, and the counts of a table that has every declared column."""
+    found, unreadable = catalog.relations(conn)
+    readable = {}
+    for table in ALL:
+        report = reports[table.name]
+        if table.name in unreadable:
+            report.add(ERROR, f"{unreadable[table.name]}: its panels are empty and rag_exporter_table_up is 0")
+        elif _columns(report, table, found[table.name]):
+            try:
+                readable[table.name] = values = catalog.values(conn, table, today)
+            except psycopg2.Error as exc:  # a scan of all rows may exceed statement_timeout on a huge table
+                if is_connection_failure(exc, conn):
+                    raise
+                report.add(WARNING, f"its rows could not be counted ({first_line(exc)}): NULL updated_at, "
+                                    "future dates and duplicate keys are not checked")
+                readable[table.name] = values = catalog.Values(0, 0, 0, None, 0)
+            _values(report, table, values)
+    return readable
 
 
 def _outcome(report: TableReport, table: Table, read: Any, earlier: Any, found: catalog.Values | None,

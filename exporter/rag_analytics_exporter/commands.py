@@ -177,6 +177,7 @@ def _database_error(command: str, exc: psycopg2.Error, dsn: str, password: str |
 
 def cmd_check_db(args: argparse.Namespace) -> int:
     from .checkdb import check, exit_code, render
+    from .db import DatabaseUnavailable
 
     try:
         config = _load_config(args)
@@ -189,6 +190,10 @@ def cmd_check_db(args: argparse.Namespace) -> int:
         reports = check(config, password, pause=args.pause)
     except psycopg2.Error as exc:
         return _database_error("check-db", exc, config.dsn, password)
+    except DatabaseUnavailable as exc:  # lost after the catalog was read; its text is redacted already
+        hint = next((hint for pattern, hint in _HINTS_BY_TEXT if pattern.search(str(exc))), _DEFAULT_HINT)
+        print(f"check-db: {exc}; {hint}", file=sys.stderr)
+        return EXIT_RUNTIME
     print(render(reports))
     return exit_code(reports)
 
