@@ -155,3 +155,9 @@ def test_one_connection_at_a_time_and_a_database_lost_between_the_reads(limited_
 
     with pytest.raises(DatabaseUnavailable):
         check(Config(dsn=as_role), None, pause=0, wait=the_database_goes_away)
+
+
+def test_a_negative_pause_is_a_usage_error(tmp_path):
+    result = run("check-db", "--dsn", f"host={tmp_path} dbname=x", "--pause", "-1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["check-db: --pause -1 must be 0 or more seconds"]
