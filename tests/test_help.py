@@ -27,6 +27,7 @@ def test_the_top_level_help_names_every_command():
     assert {"serve", "check-config", "init-db", "seed-demo", "backfill", "demo"} <= commands.keys()
     missing = [name for name in commands if name not in summary.split("\n\n", 1)[1]]
     assert not missing, f"the description of --help leaves out {missing}:\n{summary}"
+    assert "entry point" not in summary, "the description speaks to the user, not of the module (issue 31)"
 
 
 def test_every_option_of_every_command_has_help():

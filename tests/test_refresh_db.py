@@ -268,3 +268,20 @@ def test_chunk_data_stays_fresh_between_its_slower_reads_and_ages_in_an_outage(d
     clock[0] += 120
     assert registry.get_sample_value("rag_chunks") is None
     assert registry.get_sample_value("rag_exporter_table_data_withheld", {"table": "chunk_retrieval_stats"}) == 1
+
+
+def test_a_missing_total_component_is_logged_once_and_served_as_a_data_problem(dsn, caplog):
+    today = datetime.now(timezone.utc).date()
+    insert_latency(dsn, today, "end_to_end", 100, 1, 900.0)
+    insert_latency(dsn, today, "llm", 100, 1, 500.0)
+    refresher = make_refresher(dsn)
+    with caplog.at_level("WARNING", logger="rag_analytics_exporter.refresh"):
+        refresher.refresh()
+        refresher.refresh()
+    warnings = [r.getMessage() for r in caplog.records if "component='total'" in r.getMessage()]
+    assert len(warnings) == 1 and "end_to_end, llm" in warnings[0], warnings
+    problem = {"table": "latency_metrics", "reason": "no_total_component"}
+    assert sample(refresher, "rag_exporter_data_problem", problem) == 1
+    insert_latency(dsn, today, "total", 100, 1, 900.0)
+    refresher.refresh()
+    assert sample(refresher, "rag_exporter_data_problem", problem) == 0

@@ -111,3 +111,49 @@ def test_the_slo_period_sums_its_last_days_with_today_and_no_day_before():
     assert section.data.period_days == 7
     whole = build_latency(table("latency_metrics", LATENCY_COLUMNS, rows), NOW, TODAY, Config())
     assert whole.data.period["llm"] == (sum(1000 + d for d in range(30)), sum(range(30)))
+
+
+def _families(snapshot: Snapshot) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = generate_latest(build_registry(lambda: snapshot, clock=lambda: NOW)).decode()
+    return {family.name: family for family in text_string_to_metric_families(body)}
+
+
+def test_every_known_rejection_reason_is_served_at_zero_for_every_table():
+    from rag_analytics_exporter.validate import REASONS
+
+    samples = {(s.labels["table"], s.labels["reason"]): s.value
+               for s in _families(golden_snapshot())["rag_exporter_rows_rejected"].samples}
+    assert {reason for _, reason in samples} == set(REASONS)
+    assert {table for table, _ in samples} == set(golden_snapshot().sections)
+    assert samples[("feedback_tags_daily", "null_key")] == 1
+    assert samples[("feedback_tags_daily", "negative_value")] == 0
+    assert samples[("latency_metrics", "future_date")] == 0
+
+
+def test_a_newest_day_without_the_total_component_is_a_data_problem():
+    snapshot = golden_snapshot()  # its newest day has llm and search, no total
+    (sample,) = _families(snapshot)["rag_exporter_data_problem"].samples
+    assert sample.labels == {"table": "latency_metrics", "reason": "no_total_component"} and sample.value == 1
+    rows = [(TODAY, "total", 40, 1, 1200.0, 1100.0, 1600.0, 1800.0, 2600.0),
+            (TODAY, "llm", 40, 1, 1100.0, 1000.0, 1500.0, 1700.0, 2500.0)]
+    latency = build_latency(table("latency_metrics", LATENCY_COLUMNS, rows), NOW, TODAY, Config())
+    with_total = Snapshot(sections=frozen_mapping(dict(snapshot.sections) | {"latency_metrics": latency}),
+                          health=snapshot.health, refresh_interval=60.0, max_data_age=300.0)
+    (sample,) = _families(with_total)["rag_exporter_data_problem"].samples
+    assert sample.value == 0
+
+
+def test_the_chunk_families_say_their_own_table_and_interval():
+    """Issue 31 item 5: they said 'From the daily aggregate tables, read every 60s'."""
+    from dataclasses import replace
+
+    families = _families(replace(golden_snapshot(), chunk_refresh_interval=900.0))
+    chunk_families = [name for name in families if name.startswith(("rag_chunk", "rag_top_chunk"))]
+    assert {"rag_chunks", "rag_top_chunk_retrievals", "rag_chunk_relevance_chunks"} <= set(chunk_families)
+    for name in chunk_families:
+        said = families[name].documentation
+        assert "From chunk_retrieval_stats (one cumulative row per chunk), read every 900s" in said, name
+        assert "daily" not in said, name
+    assert "read every 60s" in families["rag_responses"].documentation

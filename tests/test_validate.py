@@ -122,3 +122,29 @@ def test_any_latency_row_is_either_clean_or_rejected_with_a_reason(row):
         if isinstance(value, float):
             assert math.isfinite(value) and value >= 0, key
     assert clean["error_count"] <= clean["request_count"]
+
+
+def _reasons_in_the_package() -> set[str]:
+    """Every reason the package rejects for: Rejected("x"), rejected["x"] += n, and the chunk query's buckets."""
+    import ast
+
+    from conftest import REPO
+    from rag_analytics_exporter.db import CHUNK_BUCKET_REASONS
+
+    found = {reason for reason in CHUNK_BUCKET_REASONS.values() if reason != "null_relevance"}  # not a rejection
+    for path in (REPO / "exporter" / "rag_analytics_exporter").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if ((isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Rejected")
+                    or (isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "rejected")):
+                argument = node.args[0] if isinstance(node, ast.Call) else node.slice
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    found.add(argument.value)
+    return found
+
+
+def test_every_rejection_reason_is_in_the_one_list():
+    from rag_analytics_exporter.validate import REASONS
+
+    found = _reasons_in_the_package()
+    assert {"null_key", "future_updated_at", "out_of_range"} <= found  # the scan sees all three kinds of site
+    assert found <= REASONS.keys(), f"add {sorted(found - REASONS.keys())} to validate.REASONS"

@@ -1,4 +1,8 @@
-"""Command line: serve, check-config, init-db, seed-demo, backfill, demo (the parser and the entry point)."""
+"""rag-analytics-exporter: the daily aggregate tables of a RAG service's analytics, served as Prometheus metrics.
+
+A first day: example-config prints every setting, check-db checks a database against the tables' contract
+(docs/tables.md), serve serves /metrics. check-config validates a config file; init-db and seed-demo create
+and fill the tables; backfill writes their history for Prometheus; demo runs it all on synthetic data."""
 
 from __future__ import annotations
 
@@ -11,7 +15,16 @@ from datetime import date, datetime
 
 from . import __version__
 from .anomaly import BASELINES
-from .commands import cmd_backfill, cmd_check_config, cmd_demo, cmd_init_db, cmd_seed_demo, cmd_serve
+from .commands import (
+    cmd_backfill,
+    cmd_check_config,
+    cmd_check_db,
+    cmd_demo,
+    cmd_example_config,
+    cmd_init_db,
+    cmd_seed_demo,
+    cmd_serve,
+)
 from .config import Config
 from .logs import log_handler
 from .traffic import INCIDENTS
@@ -62,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_db(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--config", metavar="FILE", help="YAML config file (see config.example.yml)")
+        sub.add_argument("--config", metavar="FILE",
+                         help="YAML config file (rag-analytics-exporter example-config prints one with every setting)")
         sub.add_argument("--dsn", help="libpq connection string; else RAG_EXPORTER_DSN, else database.dsn, "
                                        "else the PG* environment variables")
         return sub
@@ -78,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    parents=[common])
     check.add_argument("file", help="the YAML config file to validate")
     check.set_defaults(func=cmd_check_config)
+
+    check_db = with_db(commands.add_parser(
+        "check-db", parents=[common], help="check the database against the tables' contract (docs/tables.md): "
+        "exit 0 if the exporter can serve every panel and alert from it, 1 if not"))
+    check_db.add_argument("--pause", type=float, default=3.0, metavar="SECONDS",
+                          help="seconds between the two reads that show whether today's running totals went down "
+                               "(default 3)")
+    check_db.set_defaults(func=cmd_check_db)
+
+    example = commands.add_parser("example-config", parents=[common],
+                                  help="print config.example.yml, every setting with its default")
+    example.set_defaults(func=cmd_example_config)
 
     init = with_db(commands.add_parser("init-db", help="create the seven aggregate tables (idempotent)",
                                         parents=[common]))

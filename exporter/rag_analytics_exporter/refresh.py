@@ -20,7 +20,7 @@ from .counters import Correction, advance
 from .db import DAILY_TABLES, ChunkRead, Database, DatabaseRead, DatabaseUnavailable, QueryFailed, TableRead
 from .dberrors import first_line
 from .snapshot import Health, Section, Snapshot, empty_snapshot, frozen_mapping
-from .tables import CHUNK_RETRIEVAL_STATS
+from .tables import CHUNK_RETRIEVAL_STATS, LATENCY_METRICS, TOTAL_COMPONENT
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Refresher:
         self._chunk_read_ok = False
         self._failed_connects = 0  # refreshes in a row that could not reach the database
         self._failed_tables: set[str] = set()  # tables whose last read failed on a reachable database
+        self._total_missing = False  # logged when it changes, not at every refresh
         self._idle = threading.Event()
         self._idle.set()
         self._listeners: list[Callable[[], None]] = []
@@ -100,7 +101,8 @@ class Refresher:
         self._snapshot = Snapshot(sections=frozen_mapping(draft.sections),
                                   health=self._health(previous.health, draft, started, finished),
                                   refresh_interval=self._config.refresh_interval,
-                                  max_data_age=self._config.max_data_age, counters=counters)
+                                  max_data_age=self._config.max_data_age, counters=counters,
+                                  chunk_refresh_interval=self._config.chunk_refresh_interval)
         if draft.ok:
             log.debug("refresh ok in %.3fs", finished - started)
         for listener in self._listeners:
@@ -140,6 +142,8 @@ class Refresher:
             if recorded:
                 fresh[table] = draft.sections[table]
                 self._log_null_updated_at(draft.sections[table])
+                if table == LATENCY_METRICS.name:
+                    self._log_total(draft.sections[table])
         return fresh
 
     def _log_corrections(self, corrections: list[Correction], now: float) -> None:
@@ -164,6 +168,19 @@ class Refresher:
             self._null_updated_logged.add(section.table)
             log.warning("%s: %d rows have no updated_at; their counts are served, but the table's freshness cannot "
                         "be judged from them (rag_table_updated_at_unusable_rows)", section.table, nulls)
+
+    def _log_total(self, section: Section[Any]) -> None:
+        """Say once when the newest day of latency_metrics lacks the whole request's component, and once when
+        it is back: the overview, RagTrafficDrop and the inhibition read nothing else."""
+        components = {c.component for c in section.data.components}
+        missing = bool(components) and TOTAL_COMPONENT not in components
+        if missing and not self._total_missing:
+            log.warning("latency_metrics has no component=%r on %s (it has %s): the overview's stats and "
+                        "RagTrafficDrop read that component; name the whole request's row %r (docs/tables.md)",
+                        TOTAL_COMPONENT, section.newest_date, ", ".join(sorted(components)), TOTAL_COMPONENT)
+        elif self._total_missing and not missing:
+            log.info("latency_metrics has a component=%r again", TOTAL_COMPONENT)
+        self._total_missing = missing
 
     def _record_chunks(self, read: ChunkRead | QueryFailed | None, started: float, draft: _Draft) -> None:
         """The chunk table's outcome: read this time, or not due (None) and its last read stands."""

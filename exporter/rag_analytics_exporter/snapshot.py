@@ -191,6 +191,7 @@ class Snapshot:
     max_data_age: float
     # Served whatever the data's age: a counter that stops growing is the truth about what was seen.
     counters: Counters = field(default_factory=Counters)
+    chunk_refresh_interval: float = 600.0  # the chunk table is read on its own, slower, interval
 
     def view(self, now: float) -> View:
         """What a scrape at `now` may serve: sections read within max_data_age (older data is withheld,
@@ -229,4 +230,4 @@ class View:
 def empty_snapshot(config: Config) -> Snapshot:
     """The snapshot served before the first refresh finishes."""
     return Snapshot(sections=frozen_mapping({}), health=Health(), refresh_interval=config.refresh_interval,
-                    max_data_age=config.max_data_age)
+                    max_data_age=config.max_data_age, chunk_refresh_interval=config.chunk_refresh_interval)

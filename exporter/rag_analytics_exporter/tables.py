@@ -185,6 +185,10 @@ FOLLOW_UP_PATTERNS_DAILY = Table(
     collectors=("quality",),
 )
 
+# The component of latency_metrics that stands for the whole request: the overview's stats, RagTrafficDrop and
+# the stage-over-total inhibition read component="total", so a schema without it silences them.
+TOTAL_COMPONENT = "total"
+
 ALL = (
     LATENCY_METRICS,
     TOKEN_USAGE_DAILY,

@@ -18,6 +18,24 @@ MAX_LABEL_CHARS = 128
 # are published in seconds under the name with "_ms" replaced by "_s"; they may be NULL (a day with
 # no traffic has no percentiles).
 _KIND = kinds_of_read_columns()
+# Every reason a row or chunk is rejected for, with what it means: the one list of them. The health family
+# rag_exporter_rows_rejected serves each at 0 until it occurs, and check-db explains a rejection by it.
+# tests/test_validate.py fails when the package rejects for a reason missing here.
+REASONS = {
+    "null_key": "a NULL date or key",
+    "empty_key": "a key that is empty or only blanks",
+    "future_date": "a date after today (UTC)",
+    "null_value": "a NULL count or cost",
+    "negative_value": "a negative count, time or cost",
+    "non_finite": "NaN or infinity",
+    "wrong_type": "a value of the wrong type (e.g. text where a number belongs)",
+    "inconsistent_counts": "a part larger than its whole (error_count > request_count, "
+                           "positive_feedback_count > feedback_count)",
+    "future_updated_at": "a chunk whose updated_at is in the future beyond clock drift (local time written as UTC?);"
+                         " daily rows keep their counts (rag_table_updated_at_unusable_rows)",
+    "out_of_range": "a chunk's avg_relevance outside [0, 1]",
+    "negative_count": "a chunk with a negative retrieval_count or citation_count",
+}
 # (part, whole): a row whose part exceeds its whole is inconsistent.
 _PART_OF = (("error_count", "request_count"), ("positive_feedback_count", "feedback_count"))
 

@@ -23,6 +23,8 @@ from prometheus_client.metrics_core import Metric
 
 from .. import __version__, tables
 from ..snapshot import LATENCY, USAGE, Snapshot, View, midnight_utc
+from ..tables import TOTAL_COMPONENT
+from ..validate import REASONS
 
 _DAILY = frozenset(t.name for t in tables.DAILY)
 
@@ -89,8 +91,7 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
                                   "Rows the last successful read of this table considered.", labels=["table"])
     rejected = GaugeMetricFamily("rag_exporter_rows_rejected",
                                  "Rows the last successful read of this table skipped as invalid, by reason "
-                                 "(null_key, empty_key, null_value, negative_value, non_finite, out_of_range, "
-                                 "inconsistent_counts, future_date, wrong_type).",
+                                 f"({', '.join(REASONS)}); every reason is served, at 0 until it occurs.",
                                  labels=["table", "reason"])
     updated = GaugeMetricFamily("rag_table_updated_timestamp_seconds",
                                 "Newest updated_at of the table: when the ETL last wrote it (unix seconds).",
@@ -115,8 +116,8 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
                                  "are withheld.", labels=["table"])
     for section in sections:
         rows_read.add_metric([section.table], section.rows_read)
-        for reason, count in sorted(section.rejected.items()):
-            rejected.add_metric([section.table, reason], count)
+        for reason in sorted(REASONS.keys() | section.rejected.keys()):
+            rejected.add_metric([section.table, reason], section.rejected.get(reason, 0))
         if section.updated_at is not None:
             updated.add_metric([section.table], section.updated_at)
         if section.table in _DAILY:
@@ -131,3 +132,14 @@ def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
         if scored is not None:
             complete.add_metric([scored.table], 1.0 if scored.data.scored_day_complete else 0.0)
     yield from (rows_read, rejected, updated, today, unusable, newest, withheld, complete)
+
+    problem = GaugeMetricFamily("rag_exporter_data_problem",
+                                "1 when the data lacks what the dashboards and alerts read, by reason "
+                                f"(no_total_component: the newest day of latency_metrics has no component="
+                                f"\"{TOTAL_COMPONENT}\", so the overview's stats and RagTrafficDrop see nothing).",
+                                labels=["table", "reason"])
+    latency = view.section(LATENCY)
+    if latency is not None and latency.data.components:
+        missing = all(c.component != TOTAL_COMPONENT for c in latency.data.components)
+        problem.add_metric([latency.table, "no_total_component"], 1.0 if missing else 0.0)
+    yield problem

@@ -41,7 +41,7 @@ from ..snapshot import (
     TagData,
     View,
 )
-from ._help import gauge
+from ._help import chunk_gauge, gauge
 
 
 def collect(snapshot: Snapshot, view: View) -> Iterator[Metric]:
@@ -125,25 +125,25 @@ def _chunks(snapshot: Snapshot, section: Section[ChunkData] | None) -> Iterator[
     if section is None:
         return
     data = section.data
-    chunks = gauge(snapshot, "rag_chunks", "Chunks in chunk_retrieval_stats (valid rows)")
+    chunks = chunk_gauge(snapshot, "rag_chunks", "Chunks in chunk_retrieval_stats (valid rows)")
     chunks.add_metric([], data.chunks)
-    retrievals = gauge(snapshot, "rag_chunk_retrievals",
+    retrievals = chunk_gauge(snapshot, "rag_chunk_retrievals",
                        "Sum of chunk_retrieval_stats.retrieval_count: chunk retrievals into a context, cumulative")
     retrievals.add_metric([], data.retrievals)
-    citations = gauge(snapshot, "rag_chunk_citations",
+    citations = chunk_gauge(snapshot, "rag_chunk_citations",
                       "Sum of chunk_retrieval_stats.citation_count: citations of retrieved chunks, cumulative")
     citations.add_metric([], data.citations)
     yield from (chunks, retrievals, citations)
     if data.retrievals > 0:
-        ratio = gauge(snapshot, "rag_chunk_citation_ratio",
+        ratio = chunk_gauge(snapshot, "rag_chunk_citation_ratio",
                       "Citations per retrieval over all chunks (sum citation_count / sum retrieval_count)")
         ratio.add_metric([], data.citations / data.retrievals)
         yield ratio
 
-    histogram = gauge(snapshot, "rag_chunk_relevance_chunks",
+    histogram = chunk_gauge(snapshot, "rag_chunk_relevance_chunks",
                       "Chunks whose avg_relevance falls in this tenth of [0, 1] (the last bucket includes 1.0); "
                       "chunks never scored are not counted", ["relevance"])
-    bucket_citation_ratio = gauge(snapshot, "rag_chunk_relevance_citation_ratio",
+    bucket_citation_ratio = chunk_gauge(snapshot, "rag_chunk_relevance_citation_ratio",
                                   "Citation rate (citations / retrievals) of the chunks in this relevance bucket: how "
                                   "relevance relates to being cited; absent for a bucket with no retrievals",
                                   ["relevance"])
@@ -156,12 +156,12 @@ def _chunks(snapshot: Snapshot, section: Section[ChunkData] | None) -> Iterator[
     if not data.top:
         return
     labels = ["chunk_id", "document_id"]
-    top_retrievals = gauge(snapshot, "rag_top_chunk_retrievals",
+    top_retrievals = chunk_gauge(snapshot, "rag_top_chunk_retrievals",
                            "Retrievals of the most retrieved chunks (chunk_retrieval_stats.retrieval_count, top N)",
                            labels)
-    top_citation_ratio = gauge(snapshot, "rag_top_chunk_citation_ratio",
+    top_citation_ratio = chunk_gauge(snapshot, "rag_top_chunk_citation_ratio",
                                "Citation rate of the most retrieved chunks (citation_count / retrieval_count)", labels)
-    top_relevance = gauge(snapshot, "rag_top_chunk_relevance_ratio",
+    top_relevance = chunk_gauge(snapshot, "rag_top_chunk_relevance_ratio",
                           "Mean relevance score, 0 to 1, of the most retrieved chunks (avg_relevance)", labels)
     for chunk in data.top:
         key = [chunk.chunk_id, chunk.document_id]
