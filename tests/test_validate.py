@@ -129,7 +129,7 @@ def _reasons_in_the_package() -> set[str]:
     import ast
 
     from conftest import REPO
-    from rag_analytics_exporter.db import CHUNK_BUCKET_REASONS
+    from rag_analytics_exporter.queries import CHUNK_BUCKET_REASONS
 
     found = {reason for reason in CHUNK_BUCKET_REASONS.values() if reason != "null_relevance"}  # not a rejection
     for path in (REPO / "exporter" / "rag_analytics_exporter").rglob("*.py"):
