@@ -157,6 +157,8 @@ def firing(input_series: list[dict[str, str]], watch: Iterable[int], promtool: s
     output = result.stdout + result.stderr
     if result.returncode != 0 and "FAILED:" not in output:
         raise RuntimeError(f"promtool could not run the simulation:\n{output[-2000:]}")
+    if "err:" in output:  # a rule that failed to evaluate fires nothing, which must not read as "quiet"
+        raise RuntimeError(f"a rule failed to evaluate:\n{output[output.index('err:') - 500:][:2000]}")
     found: dict[tuple[str, str], set[int]] = {}
     for name, when, got in _FAILED.findall(output):
         for severity in set(_SEVERITY.findall(got)):

@@ -135,9 +135,13 @@ def _over(series: str, window: int) -> str:
     return one(f"increase({series}[{_w(window)}])")
 
 
-def _either(counted: str, fallback: str) -> str:
-    """The counters' signal, or the running totals' where no counter is served (an older exporter)."""
-    return f"(\n  {counted}\n)\nor\n(\n  {fallback}\n)\n"
+def _either(counted: str, fallback: str, counter: str) -> str:
+    """The counters' signal, or the running totals' for a deployment whose exporter serves no counter (an older
+    one). Per deployment, not per series: a label the counters do not have yet (a model promoted out of `other`
+    mid-day keeps its counts in `other` until midnight) must not bring back the running totals' dips."""
+    deployment = ", ".join(("job", *CONFIG.deployment_labels))
+    served = f"group by ({deployment}) ({selector(counter)})"
+    return f"(\n  {counted}\n)\nor\n(\n  {fallback}\n  unless on ({deployment})\n  {served}\n)\n"
 
 
 def _whole_window(window: int) -> str:
@@ -147,10 +151,11 @@ def _whole_window(window: int) -> str:
     which would read as a traffic drop. A replica counts once its series was there a window ago (the
     offset, a duration, which the demo's compressed time scales) and while it is scraped now."""
     total = selector("rag_component_requests_total")
+    # resets: a process restarted under the same instance, whose first read was its baseline, lost the
+    # writes of its restart; its window is not whole either.
     counted = one(f"\n    increase({total}[{_w(window)}])\n    and ({total} offset {_w(window)})\n"
-                  f"    and {total}\n  ")
-    fallback = f"{_over('rag_component_requests', window)}\n  unless\n  {one(total)}"
-    return _either(counted, fallback)
+                  f"    and {total}\n    unless resets({total}[{_w(window)}]) > 0\n  ")
+    return _either(counted, _over(selector("rag_component_requests"), window), "rag_component_requests_total")
 
 
 def live_recording() -> list[dict[str, Any]]:
@@ -161,24 +166,27 @@ def live_recording() -> list[dict[str, Any]]:
     for window in _slo_windows():
         rules.append({"record": sli(window),
                       "expr": _either(f"{_counted(errors, window)}\n  /\n  {_counted(requests, window)}",
-                                      f"1 - (\n  {_over(SUCCESSES, window)}\n  /\n  {_over(REQUESTS, window)}\n)"),
+                                      f"1 - (\n  {_over(SUCCESSES, window)}\n  /\n  {_over(REQUESTS, window)}\n)",
+                                      requests),
                       "labels": {"slo": SLO, "slo_window": _w(window)}})
     for window in _volume_windows():
         rules.append({"record": requests_increase(window),
-                      "expr": _either(_counted(requests, window), _over("rag_component_requests", window))})
+                      "expr": _either(_counted(requests, window), _over(selector("rag_component_requests"), window),
+                                      requests)})
     for window in sorted({w for pair in _latency_windows().values() for w in pair}):
         rules.append({"record": latency_mean(window),
                       "expr": _either(f"{_counted('rag_component_stage_seconds_total', window)}\n  /\n  "
                                       f"{_counted(requests, window)}",
-                                      f"{_over(STAGE_TIME, window)}\n  /\n  {_over(REQUESTS, window)}")})
+                                      f"{_over(STAGE_TIME, window)}\n  /\n  {_over(REQUESTS, window)}", requests)})
     for window in sorted(set(feedback_windows())):
         rules.append({"record": feedback_ratio(window),
                       "expr": _either(f"{_feedback_counted(window, _NEGATIVE)}\n  /\n  "
                                       f"{_feedback_counted(window, _SENTIMENTS)}",
-                                      f"1 - (\n  {_over(POSITIVE, window)}\n  /\n  {_over(FEEDBACK, window)}\n)")})
+                                      f"1 - (\n  {_over(POSITIVE, window)}\n  /\n  {_over(FEEDBACK, window)}\n)",
+                                      "rag_feedback_total")})
     long = feedback_windows()[0]
     rules.append({"record": f"deployment:rag_feedback:increase{_w(long)}",
-                  "expr": _either(_feedback_counted(long, _SENTIMENTS), _over(FEEDBACK, long))})
+                  "expr": _either(_feedback_counted(long, _SENTIMENTS), _over(FEEDBACK, long), "rag_feedback_total")})
     # Traffic against the same window a week (and a day) earlier. Recorded series exist only where
     # this rule ran on live scrapes, never over backfilled days (flat within the day), so the
     # comparison is absent, and quiet, until a week of live scrapes is there.
@@ -190,7 +198,8 @@ def live_recording() -> list[dict[str, Any]]:
         # Tokens per model in the last hour, prompt and completion.
         {"record": "model:rag_model_tokens:increase1h",
          "expr": _either(f"sum without (token_type) ({_counted('rag_model_tokens_total', 60)})",
-                         f"sum without (token_type) ({_over(selector('rag_model_tokens'), 60)})")},
+                         f"sum without (token_type) ({_over(selector('rag_model_tokens'), 60)})",
+                         "rag_model_tokens_total")},
         # ... scaled to tokens per day, to compare with the baseline daily tokens.
         {"record": "model:rag_model_tokens:burn_rate1h_per_day", "expr": "model:rag_model_tokens:increase1h * 24"},
     ]
@@ -275,7 +284,8 @@ def _written_today() -> str:
     bound = 2 * CONFIG.etl_cadence_minutes * 60
     today = one(selector("rag_table_today_updated_timestamp_seconds", _LATENCY_TABLE))
     newest = one(selector("rag_table_updated_timestamp_seconds", _LATENCY_TABLE))
-    return _either(f"time() - {today} < {bound}", f"time() - {newest} < {bound}\n  unless\n  {today}")
+    return _either(f"time() - {today} < {bound}", f"time() - {newest} < {bound}",
+                   "rag_table_today_updated_timestamp_seconds")
 
 
 def live_alerts() -> list[dict[str, Any]]:

@@ -120,3 +120,78 @@ def test_stage_time_from_whole_millisecond_means_never_goes_back_nor_counts_an_o
     assert state.values[stage] == pytest.approx(21.63 - 21.0)
     assert state.corrections[(LATENCY, "rag_component_stage_seconds_total")] == pytest.approx(0.8)
     assert len(found) == 1
+
+
+MIDNIGHT = 1773100800.0  # 2026-03-10 00:00 UTC, TODAY's start
+
+
+def test_a_rerun_of_a_closed_day_hours_after_midnight_is_not_traffic_of_now():
+    state, _ = advance(Counters(), {LATENCY: [llm(YESTERDAY, 100_000, 100), llm(TODAY, 40_000, 40)]}, TODAY,
+                       MIDNIGHT + 10 * 3600)
+    state, _ = advance(state, {LATENCY: [llm(YESTERDAY, 100_000, 2_000), llm(TODAY, 41_000, 41)]}, TODAY,
+                       MIDNIGHT + 10 * 3600 + 60)
+    assert (state.values[REQUESTS], state.values[ERRORS]) == (1_000, 1)
+    # ... while the ETL's last run of yesterday, just after midnight, counts
+    state, _ = advance(Counters(), {LATENCY: [llm(YESTERDAY, 100_000, 100)]}, TODAY, MIDNIGHT + 60)
+    state, _ = advance(state, {LATENCY: [llm(YESTERDAY, 100_400, 101)]}, TODAY, MIDNIGHT + 120)
+    assert (state.values[REQUESTS], state.values[ERRORS]) == (400, 1)
+
+
+def test_a_mean_that_was_null_is_a_baseline_when_it_appears_not_the_days_time():
+    stage = ("rag_component_stage_seconds_total", ("llm",))
+    state, _ = run({LATENCY: [llm(TODAY, 200)]}, {LATENCY: [llm(TODAY, 210, stage=42.0)]},
+                   {LATENCY: [llm(TODAY, 220, stage=44.0)]})
+    assert state.values[stage] == pytest.approx(2.0) and state.values[REQUESTS] == 20
+
+
+def test_a_de_duplication_lowers_the_stage_times_highest_value_with_its_requests():
+    stage = ("rag_component_stage_seconds_total", ("llm",))
+    # 1,000 requests of 0.1 s, de-duplicated to 980 (and 98 s), then 990: the 10 new requests' 1 s counts
+    state, _ = run({LATENCY: [llm(TODAY, 1000, stage=100.0)]}, {LATENCY: [llm(TODAY, 980, stage=98.0)]},
+                   {LATENCY: [llm(TODAY, 990, stage=99.0)]})
+    assert state.values[stage] == pytest.approx(1.0) and state.values[REQUESTS] == 10
+
+
+def test_two_new_rows_of_one_new_series_are_both_held_back_once():
+    other = ("rag_component_requests_total", ("other",))
+    state, _ = run({LATENCY: [llm(TODAY, 1)]},
+                   {LATENCY: [llm(TODAY, 1), llm(TODAY, 300, label="other", key="a"),
+                              llm(TODAY, 200, label="other", key="b")]})
+    assert state.values[other] == 0
+    state, _ = advance(state, {}, TODAY, 1002.0)
+    assert state.values[other] == 500
+
+
+def test_a_value_that_overflows_to_infinity_is_skipped():
+    stage = ("rag_component_stage_seconds_total", ("llm",))
+    state, _ = run({LATENCY: [llm(TODAY, 10, stage=1.0)]}, {LATENCY: [llm(TODAY, 20, stage=float("inf"))]},
+                   {LATENCY: [llm(TODAY, 30, stage=3.0)]})
+    assert state.values[stage] == 2.0
+
+
+def test_a_clock_stepping_back_over_midnight_reopens_no_day():
+    state, _ = run({LATENCY: [llm(YESTERDAY, 9000), llm(TODAY, 100)]}, {LATENCY: [llm(TODAY, 110)]})
+    before = date(2026, 3, 8)
+    state, _ = advance(state, {LATENCY: [llm(before, 90_000), llm(YESTERDAY, 9000), llm(TODAY, 120)]}, YESTERDAY,
+                       1003.0)
+    assert state.values[REQUESTS] == 20
+
+
+def test_a_series_that_no_row_of_today_or_yesterday_feeds_is_dropped():
+    state, _ = run({LATENCY: [llm(YESTERDAY, 10, label="gone", key="gone"), llm(YESTERDAY, 10)]})
+    assert ("rag_component_requests_total", ("gone",)) in state.values
+    state, _ = advance(state, {LATENCY: [llm(TODAY, 5)]}, date(2026, 3, 11), 2000.0)
+    assert ("rag_component_requests_total", ("gone",)) not in state.values
+
+
+def test_rows_of_one_day_and_key_reach_the_counters_summed():
+    from rag_analytics_exporter.builders import build_latency
+    from rag_analytics_exporter.config import Config
+    from rag_analytics_exporter.db import TableRead
+    from rag_analytics_exporter.tables import LATENCY_METRICS
+
+    # a view without the primary key gives llm twice: counted once per refresh as one row, it cannot churn
+    rows = ((TODAY, "llm", 100, 1, 10.0, None, None, None, None), (TODAY, "llm", 50, 0, 20.0, None, None, None, None))
+    read = TableRead(LATENCY_METRICS.name, LATENCY_METRICS.read_columns, rows, TODAY, None)
+    [running] = build_latency(read, 0.0, TODAY, Config(dsn="")).running
+    assert running.values == {"request_count": 150, "error_count": 1, "stage_seconds": pytest.approx(2.0)}

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from .anomaly import Score, score_day
 from .config import Config
-from .counters import Running
+from .counters import LATE_WRITE_SECONDS, Running
 from .db import ChunkRead, TableRead
 from .queries import CHUNK_BUCKET_REASONS
 from .snapshot import (
@@ -45,9 +45,6 @@ _STATISTIC_COLUMNS = {"mean": "avg_time_s", "p50": "p50_time_s", "p90": "p90_tim
                       "p99": "p99_time_s"}
 _USAGE_SUMS = ("request_count", "prompt_tokens", "completion_tokens", "total_tokens", "estimated_cost_usd")
 RELEVANCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
-# A day's rows written this long after the day ended are a re-run or a correction of a closed
-# day, not the ETL's catch-up pass just after midnight (see day_finished).
-LATE_WRITE_SECONDS = 3600.0
 
 Row = dict[str, Any]  # a validated row, keyed by validate.output_name(column)
 K = TypeVar("K", bound=Hashable)
@@ -105,11 +102,19 @@ def _section(read: TableRead, confirmed_at: float, rejected: Counter[str], data:
 
 def _running(rows: Iterable[Row], today: date, key: Callable[[Row], str], labels: Callable[[Row], tuple[str, ...]],
              values: Callable[[Row], dict[str, float | None]]) -> tuple[Running, ...]:
-    """Today's and yesterday's running totals of each row, for the counters (counters.advance)."""
+    """Today's and yesterday's running totals per day and key, for the counters (counters.advance). Rows of the
+    same day and key (a view without the primary key, two names that clean to one label) are summed."""
     since = today - timedelta(days=1)
-    return tuple(Running(row["date"], key(row), labels(row),
-                         frozen_mapping({q: v for q, v in values(row).items() if v is not None}))
-                 for row in rows if row["date"] >= since)
+    summed: dict[tuple[date, str], tuple[tuple[str, ...], dict[str, float]]] = {}
+    for row in rows:
+        if row["date"] < since:
+            continue
+        _, totals = summed.setdefault((row["date"], key(row)), (labels(row), {}))
+        for quantity, value in values(row).items():
+            if value is not None:
+                totals[quantity] = totals.get(quantity, 0.0) + value
+    return tuple(Running(day, k, labels_of, frozen_mapping(totals))
+                 for (day, k), (labels_of, totals) in summed.items())
 
 
 def _newest(rows: list[Row], read: TableRead) -> list[Row]:

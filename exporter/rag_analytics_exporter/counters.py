@@ -21,10 +21,11 @@ Pure: plain values in, a new immutable `Counters` out; the refresh job stores it
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -88,6 +89,9 @@ def _specs() -> tuple[Spec, ...]:
 
 
 SPECS = _specs()
+# A day's rows written this long after the day ended are a re-run or a correction of a closed day, not
+# the ETL's catch-up pass just after midnight (builders.day_finished reads the same bound).
+LATE_WRITE_SECONDS = 3600.0
 TABLES = tuple(dict.fromkeys(spec.table for spec in SPECS))
 _BY_TABLE = {table: tuple(s for s in SPECS if s.table == table) for table in TABLES}
 
@@ -121,14 +125,21 @@ class Counters:
     baselined: frozenset[str] = frozenset()  # tables whose first read since start is taken
     corrections: Mapping[tuple[str, str], float] = field(  # (table, counter) -> amount held back
         default_factory=lambda: _frozen({(spec.table, spec.name): 0.0 for spec in SPECS}))
+    today: date | None = None  # the newest day a refresh ran on: a clock stepping back does not reopen days
+
+
+def _midnight(day: date) -> float:
+    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc).timestamp()
 
 
 def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: date, now: float
             ) -> tuple[Counters, list[Correction]]:
     """The counters after the rows read by one refresh (only the tables it read), and the corrections seen.
 
-    Rows older than yesterday are not counted: a day closes for good one day after it ends.
+    Yesterday's rows count until an hour after midnight (the ETL's last run of the day); later changes
+    to them are a re-run of a closed day, not traffic of now, and are not counted. Older rows never are.
     """
+    today = max(today, state.today or today)
     values = dict(state.values)
     created = dict(state.created)
     pending: dict[Series, float] = defaultdict(float)
@@ -138,12 +149,14 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
     corrections = dict(state.corrections)
     found: list[Correction] = []
     oldest = today - timedelta(days=1)
+    yesterday_closed = now >= _midnight(today) + LATE_WRITE_SECONDS
 
     def add(series: Series, amount: float) -> None:
-        if series in values:
+        if series in values and series not in pending:
             values[series] += amount
         else:  # a new series: published at 0 now, so that increase() sees its first amount
-            values[series], created[series] = 0.0, now
+            if series not in values:
+                values[series], created[series] = 0.0, now
             pending[series] += amount
 
     for table, rows in observed.items():
@@ -151,16 +164,24 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
         for row in rows:
             if row.day < oldest:
                 continue
+            known = (table, row.day, row.key) in seen
             labels, last = seen.get((table, row.day, row.key), (row.labels, {}))
+            # Unused quantities are taken as they are: the row's first read, or a closed day's re-run.
+            taken = baseline or (row.day < today and yesterday_closed)
+            # A count that went down (a de-duplication) takes the time of its requests with it: the time's
+            # highest value then no longer applies.
+            lowered = any(row.values.get(q, v) < v for q, v in last.items()
+                          if not any(s.high_water and s.quantity == q for s in _BY_TABLE[table]))
             latest = dict(last)
             for spec in _BY_TABLE[table]:
                 value = row.values.get(spec.quantity)
-                if value is None:
+                if value is None or not math.isfinite(value):
                     continue
                 series = (spec.name, labels + spec.fixed)
+                first_sight = known and spec.quantity not in last  # a mean that was NULL until now
                 before = last.get(spec.quantity, 0.0)
-                latest[spec.quantity] = max(value, before) if spec.high_water else value
-                if baseline:
+                latest[spec.quantity] = max(value, before) if spec.high_water and not lowered else value
+                if taken or first_sight:
                     if series not in values:
                         values[series], created[series] = 0.0, now
                     continue
@@ -171,8 +192,15 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
                 elif change > 0 or series not in values:
                     add(series, change)
             seen[(table, row.day, row.key)] = (labels, _frozen(latest))
+    seen = {k: v for k, v in seen.items() if k[1] >= oldest}
+    # A series no row of today or yesterday feeds any more (a model gone for two days) is dropped, so the
+    # exposition does not grow with every label a process has ever seen.
+    live = {(spec.name, labels + spec.fixed) for (table, _, _), (labels, _) in seen.items()
+            for spec in _BY_TABLE[table]}
+    live |= set(pending)
     return Counters(
-        values=_frozen(values), created=_frozen(created), pending=_frozen(pending),
-        seen=_frozen({k: v for k, v in seen.items() if k[1] >= oldest}),
-        baselined=state.baselined | frozenset(observed), corrections=_frozen(corrections),
+        values=_frozen({k: v for k, v in values.items() if k in live}),
+        created=_frozen({k: v for k, v in created.items() if k in live}), pending=_frozen(pending),
+        seen=_frozen(seen), baselined=state.baselined | frozenset(observed), corrections=_frozen(corrections),
+        today=today,
     ), found
