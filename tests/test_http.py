@@ -225,3 +225,34 @@ def test_an_absolute_form_target_is_served(serve):
         client.send(get(f"http://127.0.0.1:{server.server_address[1]}/metrics"))
         head, body = client.response()
         assert head.startswith(b"HTTP/1.1 200") and b"rag_exporter_up" in body
+
+
+# Issue 29 item 8: framing that two parsers could read two ways is refused. Before: the last
+# Content-Length won (0 here), so the body was read as a next request and /nowhere answered 404;
+# and "\n\n" ended a CRLF head, so what followed was answered as a second request.
+@pytest.mark.parametrize("smuggling", [
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nContent-Length: 0\r\n\r\n" + get("/nowhere")[:24],
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\n\n" + get("/nowhere"),
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\nX-Hidden: 1\r\n\r\n",
+    b"GET /-/healthy HTTP/1.1\nHost: x\r\nX: y\n\n",
+], ids=["two content-lengths", "bare LF LF ends a CRLF head", "bare LF in a CRLF head", "CR in an LF head"])
+def test_ambiguous_framing_gets_400_and_nothing_after_it_is_answered(serve, smuggling):
+    server = serve()
+    with Client(server.server_address[1]) as client:
+        client.send(smuggling)
+        head, _ = client.response()
+        assert head.startswith(b"HTTP/1.1 400") and b"Connection: close" in head, head
+        assert client.closed()
+    assert server.stats.refused["bad_request"] == 1
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /-/healthy HTTP/1.1\nHost: x\n\n",  # bare LF throughout, as http.server accepted
+    b"\r\nGET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n",  # an empty line before the request line
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n",  # the same twice
+])
+def test_consistent_framing_is_still_answered(serve, request_bytes):
+    with Client(serve().server_address[1]) as client:
+        client.send(request_bytes)
+        head, body = client.response()
+        assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n", head
