@@ -146,6 +146,23 @@ def test_serve_with_a_bad_config_exits_2_before_listening(tmp_path):
     assert "web.listen_address" in result.stderr
 
 
+# Issue 29 item 9. Before: UnicodeDecodeError, a traceback and exit 1, for each of the three files.
+@pytest.mark.parametrize("which", ["--config", "--web.config.file", "database.password_file"])
+def test_a_file_that_is_not_utf8_exits_2_naming_the_file_and_the_byte(tmp_path, which):
+    latin1 = tmp_path / "latin1.yml"
+    latin1.write_bytes(b"# caf\xe9\nbasic_auth_users:\n")
+    args = ["serve", "--dsn", "host=/nonexistent", "--web.listen-address=127.0.0.1:0"]
+    if which == "database.password_file":
+        args += ["--config", str(tmp_path / "config.yml")]
+        (tmp_path / "config.yml").write_text(yaml.safe_dump({"database": {"password_file": str(latin1)}}))
+    else:
+        args += [f"{which}={latin1}"]
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{latin1}: not UTF-8 text (byte 0xe9 at offset 5)" in result.stderr, result.stderr
+
+
 _values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), any_text(max_size=8),
                     st.lists(st.integers(), max_size=2))
 
