@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import random
 import signal
@@ -19,8 +20,14 @@ import pytest
 import yaml
 
 from conftest import free_port
+from rag_analytics_exporter.config import Config
+from rag_analytics_exporter.exposition import Exposition
+from rag_analytics_exporter.http.server import serve_in_thread
+from rag_analytics_exporter.routes import metrics_server
+from rag_analytics_exporter.snapshot import empty_snapshot
+from rag_analytics_exporter.webconfig import load_web_config
 from stack import wait_for
-from test_security import auth_get, certs, tls_section  # noqa: F401 (certs: a fixture)
+from test_security import auth_get, certs, tls_section, write_web_config  # noqa: F401 (certs: a fixture)
 
 CLI = [sys.executable, "-m", "rag_analytics_exporter.cli"]
 # SIGTERM to exit, the README's promise (measured under load: docs/testing.md).
@@ -141,3 +148,36 @@ def test_a_blank_web_config_never_turns_tls_or_auth_off_on_sighup(dsn, tmp_path,
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# Issue 29 item 6. Before: a kept plain connection went on being served in plain HTTP after TLS was
+# turned on (and a kept TLS one in TLS after it was turned off), until its idle timeout of 75 s.
+def test_a_reload_closes_kept_connections_whose_tls_no_longer_matches(certs):  # noqa: F811 (the fixture)
+    server = metrics_server(("127.0.0.1", 0), Exposition(lambda: empty_snapshot(Config())))
+    serve_in_thread(server)
+    port = server.server_address[1]
+    tls = load_web_config(write_web_config(certs["ca.crt"].parent / "web.yml", tls_section(certs))).tls
+
+    def reconfigure(context: ssl.SSLContext | None) -> None:
+        server.loop.call_soon_threadsafe(lambda: server.reconfigure(tls=context, headers={}, authorize=None))
+
+    try:
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        plain.request("GET", "/-/healthy")
+        assert plain.getresponse().read() == b"OK\n"
+        reconfigure(tls)
+        started = time.monotonic()
+        assert plain.sock.recv(1) == b"", "the kept plain connection is closed"
+        print(f"plain connection closed {time.monotonic() - started:.3f}s after TLS was turned on (bound 5 s)")
+        assert https_status(port, certs, None, None) == 200
+        secure = http.client.HTTPSConnection("127.0.0.1", port, timeout=5,
+                                             context=ssl.create_default_context(cafile=str(certs["ca.crt"])))
+        secure.request("GET", "/-/healthy")
+        assert secure.getresponse().read() == b"OK\n"
+        reconfigure(None)
+        assert secure.sock.recv(1) == b"", "the kept TLS connection is closed"
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        plain.request("GET", "/-/healthy")
+        assert plain.getresponse().status == 200
+    finally:
+        server.stop(2.0)

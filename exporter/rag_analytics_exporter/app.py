@@ -46,7 +46,8 @@ class Running:
 
     def use_web_config(self, web: WebConfig) -> None:
         """Serve with this web config from now on: connections accepted after this get its TLS context,
-        requests its headers and users. Connections already open keep the TLS they shook hands with."""
+        requests its headers and users. Connections opened with another TLS context, or without TLS, are
+        closed (at once when idle, else after their response), and their clients reconnect."""
         auth = BasicAuth(web.users)  # hashes a dummy password: slow on purpose, so not on the loop
         self.web = web
 

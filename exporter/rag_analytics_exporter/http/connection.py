@@ -8,6 +8,7 @@ makes the server buffer one response, not many.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Protocol, cast
 
@@ -50,10 +51,12 @@ class Host(Protocol):
 class Connection(asyncio.Protocol):
     """Read request heads and answer them in order, until either side closes. Callbacks only, no task."""
 
-    def __init__(self, host: Host, headers: Mapping[str, str]):
+    def __init__(self, host: Host, headers: Mapping[str, str], tls: ssl.SSLContext | None = None):
         self._host = host
         self._loop = host.loop
         self._headers = headers  # sent with every response (web.headers)
+        self.tls = tls  # the TLS context it was accepted with (None: plain HTTP)
+        self._retired = False  # the server's TLS changed since: close after the request in progress
         self._buffer = bytearray()  # received and not yet parsed
         self._transport: asyncio.Transport  # set by connection_made, the first call the loop makes
         self._timer: asyncio.TimerHandle | None = None
@@ -141,7 +144,7 @@ class Connection(asyncio.Protocol):
         """Write the response to the request in progress; a client that does not take it in time is cut off."""
         if self._transport.is_closing() or self._request is None:
             return
-        close = self._close or self._host.stopping or (self._eof and split_head(self._buffer) is None)
+        close = self._close or self._retired or self._host.stopping or (self._eof and split_head(self._buffer) is None)
         head = encode_head(response, self._headers, self._request.version, close)
         self._served += 1
         self._flushing = True
@@ -179,8 +182,9 @@ class Connection(asyncio.Protocol):
         self._host.sent(self)
         if self._discarding or self._transport.is_closing():
             return
-        if self._host.stopping or (self._eof and split_head(self._buffer) is None):
-            self._transport.close()  # the server stops meanwhile, or the client half-closed after its last request
+        if self._host.stopping or self._retired or (self._eof and split_head(self._buffer) is None):
+            # The server stops or was reconfigured meanwhile, or the client half-closed after its last request.
+            self._transport.close()
             return
         self._request = None
         self._arm(IDLE_TIMEOUT_SECONDS, self._transport.close)
@@ -196,6 +200,15 @@ class Connection(asyncio.Protocol):
         answered (with Connection: close): its client connected before the stop.
         """
         if self._request is None and self._served and not self._buffer.strip():
+            self._transport.close()
+
+    def retire(self) -> None:
+        """The server's TLS is no longer the one this connection was accepted with: close it now when
+        no request is in progress, else once that request is answered. Its client reconnects to the
+        server as it is now; a plain connection kept open would go on serving plain HTTP after TLS
+        was turned on."""
+        self._retired = True
+        if self._request is None:
             self._transport.close()
 
     def abort(self) -> None:

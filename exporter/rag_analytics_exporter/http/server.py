@@ -77,9 +77,16 @@ class HttpServer:
 
     def reconfigure(self, *, tls: ssl.SSLContext | None, headers: Mapping[str, str],
                     authorize: Authorizer | None) -> None:
-        """Serve what comes next with this TLS context (connections accepted from now on), these headers
-        and this authorization. Call it on the loop's thread (loop.call_soon_threadsafe)."""
+        """Serve what comes next with this TLS context, these headers and this authorization. Call it on
+        the loop's thread (loop.call_soon_threadsafe).
+
+        A connection accepted with another TLS context (or without TLS, when TLS is now on) is closed:
+        at once when no request is in progress, else after its response.
+        """
         self._tls, self._headers, self._authorize = tls, dict(headers), authorize
+        for connection in list(self._connections):
+            if connection.tls is not tls:
+                connection.retire()
 
     def serve_forever(self) -> None:
         """Run the event loop until stop(); call from the thread that will serve."""
@@ -137,6 +144,8 @@ class HttpServer:
 
     def opened(self, connection: Connection) -> None:
         self._connections.add(connection)
+        if connection.tls is not self._tls:  # its handshake began before a reload
+            connection.retire()
 
     def sent(self, connection: Connection) -> None:
         self._answering.discard(connection)
@@ -203,7 +212,7 @@ class HttpServer:
             return False
         connection.setblocking(False)
         if self._tls is None:
-            PlainTransport(self.loop, connection, Connection(self, self._headers))
+            PlainTransport(self.loop, connection, Connection(self, self._headers, None))
             return True
         task = self.loop.create_task(self._connect(connection))
         self._handshakes.add(task)
@@ -211,9 +220,10 @@ class HttpServer:
         return True
 
     async def _connect(self, connection: socket.socket) -> None:
+        tls = self._tls
         try:
-            await self.loop.connect_accepted_socket(lambda: Connection(self, self._headers), connection,
-                                                    ssl=self._tls, ssl_handshake_timeout=CLIENT_TIMEOUT_SECONDS)
+            await self.loop.connect_accepted_socket(lambda: Connection(self, self._headers, tls), connection,
+                                                    ssl=tls, ssl_handshake_timeout=CLIENT_TIMEOUT_SECONDS)
         except (OSError, asyncio.TimeoutError) as exc:
             # A client that never says hello ends here after the handshake timeout, having
             # blocked nobody: every other connection is served meanwhile.
