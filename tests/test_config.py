@@ -32,6 +32,7 @@ def test_defaults():
     assert cfg.lookback_days == 30
     assert cfg.listen_port == 9841
     assert cfg.max_data_age == 300.0
+    assert cfg.max_connections == 512  # well under the usual soft limit of 1024 open files
 
 
 def test_the_example_file_is_valid_and_matches_the_defaults():
@@ -58,6 +59,7 @@ def test_bad_durations(bad):
     ({"anomaly": {"lookback_days": 1}}, "anomaly.lookback_days", "between"),
     ({"limits": {"models": 1.5}}, "limits.models", "whole number"),
     ({"web": {"listen_address": "9841"}}, "web.listen_address", "HOST:PORT"),
+    ({"web": {"max_connections": 0}}, "web.max_connections", "between 1 and"),
     ({"refresh": "60s"}, "refresh", "mapping"),
     ({"budgets": {"models": {"gpt-4o": "lots"}}}, "budgets.models", "number"),
     ({"anomaly": {"lookback_days": 10, "min_baseline_days": 20}}, "anomaly.min_baseline_days", "more than"),

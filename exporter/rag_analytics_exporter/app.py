@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import select
 import signal
 import socket
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 # How long stop() may take: connections the kernel already accepted and scrapes in flight get
 # this long to finish, and a refresh in flight to be cancelled. The README promises exit within 5 s.
 STOP_TIMEOUT_SECONDS = 4.0
+# File descriptors kept for what is not a client connection: the database, logs, the loop's own, files
+# opened on SIGHUP, and connections closed to make room whose descriptor the loop releases a moment later.
+FD_RESERVE = 128
 
 
 @dataclass
@@ -82,11 +86,38 @@ def start_exporter(config: Config, password: str | None, web: WebConfig | None =
     stats = HttpStats()
     exposition = Exposition(lambda: refresher.snapshot, live=[stats])
     refresher.on_publish(exposition.warm)
-    server = metrics_server((config.listen_host, config.listen_port), exposition, web, config.max_requests, stats)
+    server = metrics_server((config.listen_host, config.listen_port), exposition, web, config.max_requests, stats,
+                            connection_limit(config.max_connections, raise_fd_limit()))
     serve_in_thread(server)
     scheduler = start_scheduler(refresher, config.refresh_interval)
     return Running(server=server, scheduler=scheduler, database=database, refresher=refresher,
                    web=web or WebConfig())
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit of open files to the hard one, as Go programs do at start; the soft limit now.
+
+    The soft limit is often 1024 (shells, systemd units), and each client connection takes a descriptor.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # a hard limit of "unlimited" is refused on Linux
+            log.debug("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+    return soft
+
+
+def connection_limit(configured: int, fd_limit: int) -> int:
+    """web.max_connections, lowered to what the open files limit leaves room for (with a warning)."""
+    room = max(fd_limit - FD_RESERVE, fd_limit // 2)
+    if configured > room:
+        log.warning("web.max_connections is %d, but the open files limit (%d) leaves room for %d client "
+                    "connections: serving at most %d (raise the limit: ulimit -n, LimitNOFILE=)",
+                    configured, fd_limit, room, room)
+        return room
+    return configured
 
 
 class Signals:

@@ -135,6 +135,7 @@ class Config:
     listen_port: int = 9841
     web_config_file: str | None = None
     max_requests: int = 40
+    max_connections: int = 512
     refresh_interval: float = 60.0
     chunk_refresh_interval: float = 600.0
     max_data_age: float = 300.0
@@ -164,6 +165,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("web", "listen_address"): ("listen_address", parse_listen_address),
     ("web", "config_file"): ("web_config_file", optional_path),
     ("web", "max_requests"): ("max_requests", int_in(0, 100_000)),
+    ("web", "max_connections"): ("max_connections", int_in(1, 1_000_000)),
     ("refresh", "interval"): ("refresh_interval", parse_duration),
     ("refresh", "chunk_interval"): ("chunk_refresh_interval", parse_duration),
     ("refresh", "max_data_age"): ("max_data_age", parse_duration),

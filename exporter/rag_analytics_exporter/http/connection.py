@@ -44,6 +44,12 @@ class Host(Protocol):
     def closed(self, connection: Connection) -> None:
         """The connection is gone."""
 
+    def idle(self, connection: Connection) -> None:
+        """The connection waits for a next request (a kept connection between requests)."""
+
+    def busy(self, connection: Connection) -> None:
+        """The connection's next request has begun."""
+
     def warn(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
         """A warning of this kind, rate-limited."""
 
@@ -101,6 +107,7 @@ class Connection(asyncio.Protocol):
             return
         if self._idle:  # the first byte of a next request: from now on it has the client timeout
             self._arm(CLIENT_TIMEOUT_SECONDS, self._timed_out)
+            self._host.busy(self)
         found = split_head(self._buffer)
         if found is None:
             if len(self._buffer) > MAX_HEAD_BYTES:
@@ -189,6 +196,7 @@ class Connection(asyncio.Protocol):
         self._request = None
         self._arm(IDLE_TIMEOUT_SECONDS, self._transport.close)
         self._idle = True
+        self._host.idle(self)
         # A pipelined request, if one came: in a callback of its own, so that a long pipeline
         # neither recurses nor holds the loop from the other connections.
         self._loop.call_soon(self._read_head)
@@ -201,6 +209,11 @@ class Connection(asyncio.Protocol):
         """
         if self._request is None and self._served and not self._buffer.strip():
             self._transport.close()
+
+    @property
+    def reading(self) -> bool:
+        """Whether the connection waits for a complete request head, its first or one begun after an idle wait."""
+        return self._request is None and not self._idle and not self._transport.is_closing()
 
     def retire(self) -> None:
         """The server's TLS is no longer the one this connection was accepted with: close it now when
