@@ -149,27 +149,31 @@ class Connection(asyncio.Protocol):
 
     def respond(self, response: Response, send_body: bool = True) -> None:
         """Write the response to the request in progress; a client that does not take it in time is cut off."""
-        if self._transport.is_closing() or self._request is None:
+        request = self._request
+        if self._transport.is_closing() or request is None:
             return
         close = self._close or self._retired or self._host.stopping or (self._eof and split_head(self._buffer) is None)
-        head = encode_head(response, self._headers, self._request.version, close)
+        self._close = close
+        head = encode_head(response, self._headers, request.version, close)
         self._served += 1
         self._flushing = True
+        # A TLS transport may call resume_writing() inside write() (asyncio's SSL protocol pauses and
+        # resumes at each look at its buffer when the high-water mark is 0): then _sent() has run already.
         self._transport.write(head + (response.body if send_body else b""))
         if not close:
-            if self._transport.get_write_buffer_size():
+            if self._flushing and self._transport.get_write_buffer_size():
                 self._arm(CLIENT_TIMEOUT_SECONDS, self.abort)
-            else:
+            elif self._flushing:
                 self._sent()
             return
         # Unread input (a body, a pipelined request, a refused head): the client may still be
         # sending. Say so with a FIN, and read and drop its input for a second before closing,
         # since closing on unread input would reset the connection, and the client might lose
         # the response.
-        linger = bool(self._buffer) or self._request.has_body
+        linger = bool(self._buffer) or request.has_body
         self._discarding = True
         self._buffer.clear()
-        if not self._transport.get_write_buffer_size():
+        if self._flushing and not self._transport.get_write_buffer_size():
             self._sent()
         if linger:
             if self._transport.can_write_eof():
@@ -187,8 +191,8 @@ class Connection(asyncio.Protocol):
         """The response is all handed to the kernel: its slot is free, and a next request may be read."""
         self._flushing = False
         self._host.sent(self)
-        if self._discarding or self._transport.is_closing():
-            return
+        if self._discarding or self._close or self._transport.is_closing():
+            return  # the response said Connection: close, and respond() closes
         if self._host.stopping or self._retired or (self._eof and split_head(self._buffer) is None):
             # The server stops or was reconfigured meanwhile, or the client half-closed after its last request.
             self._transport.close()
