@@ -65,9 +65,11 @@ def split_head(buffer: bytearray) -> tuple[bytes, int] | None:
         end = buffer.find(b"\n\n", first)
         return None if end < 0 else (bytes(buffer[:end]), end + 2)
     end = buffer.find(b"\r\n\r\n", first - 1)
-    bare = _BARE_LF.search(buffer, first)
-    if bare is not None and (end < 0 or bare.start() < end):
-        return bytes(buffer[:bare.end()]), bare.end()
+    stop = len(buffer) if end < 0 else end
+    if buffer.count(b"\n", start, stop) != buffer.count(b"\r\n", start, stop):  # counted in C: the usual case
+        bare = _BARE_LF.search(buffer, start, stop)
+        if bare is not None:
+            return bytes(buffer[:bare.end()]), bare.end()
     return None if end < 0 else (bytes(buffer[:end]), end + 4)
 
 
@@ -81,9 +83,10 @@ def parse_head(head: bytes) -> Head:
     # Empty lines before a request line are ignored (RFC 9112 section 2.2), as a client may send
     # a CRLF after a previous request.
     text = head.decode("latin-1").lstrip("\r\n")
-    lines = text.split("\r\n" if text.split("\n", 1)[0].endswith("\r") else "\n")
-    if any("\r" in line or "\n" in line for line in lines):
+    crlf = text.find("\n") > 0 and text[text.find("\n") - 1] == "\r"
+    if (text.count("\r") != text.count("\r\n") or text.count("\n") != text.count("\r\n")) if crlf else "\r" in text:
         raise Refused("bad_request", 400)
+    lines = text.split("\r\n" if crlf else "\n")
     parts = lines[0].split()
     if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
         raise Refused("bad_request", 400)
