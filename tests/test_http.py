@@ -22,6 +22,8 @@ from rag_analytics_exporter.snapshot import empty_snapshot
 
 pytestmark = pytest.mark.unit
 
+HALF_HEAD = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n"
+
 
 class Client:
     """A raw socket that reads responses one at a time by Content-Length, leaving what follows."""
@@ -307,3 +309,28 @@ def test_a_response_is_finished_whole_when_the_transport_reports_it_sent_inside_
     finally:
         server.socket.close()
         server.loop.close()
+
+
+# Issue 29 item 7: with no idle connection to close, a new one closes the oldest stalled client.
+def test_at_max_connections_the_oldest_connection_without_a_request_makes_room():
+    server = metrics_server(("127.0.0.1", 0), Exposition(lambda: empty_snapshot(Config())), max_connections=3)
+    serve_in_thread(server)
+    port = server.server_address[1]
+    stalled = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        for sock in stalled:
+            sock.sendall(HALF_HEAD)
+        with Client(port) as client:
+            client.send(get("/-/healthy"))
+            head, body = client.response()
+            assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n"
+        # Closed with its half head unread, so reset rather than ended.
+        with pytest.raises(ConnectionResetError):
+            stalled[0].recv(1)
+        assert server.stats.evicted == {"reading": 1}
+        stalled[-1].sendall(b"\r\n")  # the newest finishes its head and is answered
+        assert stalled[-1].recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop(2.0)

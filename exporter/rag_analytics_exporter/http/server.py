@@ -247,7 +247,7 @@ class HttpServer:
         not sent a complete request head yet (a stalled client, most likely). False if every one is busy."""
         victim, state = next(iter(self._waiting), None), "idle"
         if victim is None:
-            victim = next((c for c in self._connections if c.reading and c not in self._answering), None)
+            victim = next((c for c in self._connections if c.reading), None)
             state = "reading"
         if victim is None:
             return False
