@@ -47,6 +47,12 @@ def start(dsn: str, web: Path, log: Path) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
+def replace_file(path: Path, text: str) -> None:
+    staged = path.with_suffix(".new")
+    staged.write_text(text)
+    staged.replace(path)
+
+
 def status(port: int, user: str, password: str) -> int | str:
     try:
         return auth_get(port, user, password)[0]
@@ -102,8 +108,9 @@ def test_a_storm_of_sighups_leaves_the_exporter_reloading_and_sigterm_ends_it(ds
             for _ in range(500):  # and back to back, which is when a handler most often lands inside a lock
                 process.send_signal(signal.SIGHUP)
             assert process.poll() is None, log.read_text()[-8000:]
-            # Still handling signals: one more SIGHUP applies a changed file.
-            web.write_text(yaml.safe_dump(users(**{user: f"{user}-pass"})))
+            # Still handling signals: one more SIGHUP applies a changed file. Written whole and renamed
+            # into place, as a config tool should: the storm's last reloads may still be reading it.
+            replace_file(web, yaml.safe_dump(users(**{user: f"{user}-pass"})))
             process.send_signal(signal.SIGHUP)
             wait_for(f"{user} let in after storm {storm + 1}'s last SIGHUP",
                      lambda u=user: status(port, u, f"{u}-pass") == 200, 10)
