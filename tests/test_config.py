@@ -32,6 +32,7 @@ def test_defaults():
     assert cfg.lookback_days == 30
     assert cfg.listen_port == 9841
     assert cfg.max_data_age == 300.0
+    assert cfg.max_connections == 512  # well under the usual soft limit of 1024 open files
 
 
 def test_the_example_file_is_valid_and_matches_the_defaults():
@@ -58,6 +59,7 @@ def test_bad_durations(bad):
     ({"anomaly": {"lookback_days": 1}}, "anomaly.lookback_days", "between"),
     ({"limits": {"models": 1.5}}, "limits.models", "whole number"),
     ({"web": {"listen_address": "9841"}}, "web.listen_address", "HOST:PORT"),
+    ({"web": {"max_connections": 0}}, "web.max_connections", "between 1 and"),
     ({"refresh": "60s"}, "refresh", "mapping"),
     ({"budgets": {"models": {"gpt-4o": "lots"}}}, "budgets.models", "number"),
     ({"anomaly": {"lookback_days": 10, "min_baseline_days": 20}}, "anomaly.min_baseline_days", "more than"),
@@ -144,6 +146,23 @@ def test_serve_with_a_bad_config_exits_2_before_listening(tmp_path):
     result = run_cli("serve", "--config", str(bad))
     assert result.returncode == 2
     assert "web.listen_address" in result.stderr
+
+
+# Issue 29 item 9. Before: UnicodeDecodeError, a traceback and exit 1, for each of the three files.
+@pytest.mark.parametrize("which", ["--config", "--web.config.file", "database.password_file"])
+def test_a_file_that_is_not_utf8_exits_2_naming_the_file_and_the_byte(tmp_path, which):
+    latin1 = tmp_path / "latin1.yml"
+    latin1.write_bytes(b"# caf\xe9\nbasic_auth_users:\n")
+    args = ["serve", "--dsn", "host=/nonexistent", "--web.listen-address=127.0.0.1:0"]
+    if which == "database.password_file":
+        args += ["--config", str(tmp_path / "config.yml")]
+        (tmp_path / "config.yml").write_text(yaml.safe_dump({"database": {"password_file": str(latin1)}}))
+    else:
+        args += [f"{which}={latin1}"]
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{latin1}: not UTF-8 text (byte 0xe9 at offset 5)" in result.stderr, result.stderr
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), any_text(max_size=8),

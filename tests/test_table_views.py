@@ -179,3 +179,21 @@ def serve_once(dsn: str) -> str:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+# Issue 29 item 9. Before: "TypeError: can't compare datetime.datetime to datetime.date", a
+# traceback, and neither the column nor what to do named.
+def test_a_view_whose_date_is_a_timestamp_fails_its_table_naming_the_column(dsn, caplog):
+    seed(dsn, scale=DemoScale(days=10, chunks=100))
+    execute(dsn, "ALTER TABLE citation_daily RENAME TO citation_data; CREATE VIEW citation_daily AS SELECT "
+                 "date::timestamp AS date, responses_total, zero_citations, one_citation, two_citations, "
+                 "three_plus_citations, updated_at FROM citation_data")
+    database = Database(dsn, password=None, application_name="test-views", connect_timeout=2, statement_timeout=10,
+                        lock_timeout=1)
+    refresher = Refresher(database, Config(dsn=dsn))
+    refresher.refresh()
+    database.close()
+    up = refresher.snapshot.health.table_up
+    assert up["citation_daily"] is False and up["latency_metrics"] is True
+    [failure] = [r for r in caplog.records if "citation_daily" in r.getMessage()]
+    assert "column date is timestamp without time zone, not date" in failure.getMessage()
+    assert failure.exc_info is None, "a reason, not a traceback"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -54,6 +54,9 @@ def test_null_percentiles_on_a_day_without_traffic_are_kept_as_none():
     ({"p50_time_ms": -3.0}, "negative_value"),
     ({"error_count": 101}, "inconsistent_counts"),
     ({"request_count": "12"}, "wrong_type"),
+    # Issue 29 item 9. Before: TypeError (a datetime is a date that cannot be compared with one).
+    ({"date": datetime(2026, 4, 1, tzinfo=timezone.utc)}, "wrong_type"),
+    ({"date": "2026-04-01"}, "wrong_type"),
 ])
 def test_each_rejection_reason(overrides, reason):
     with pytest.raises(Rejected) as caught:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import resource
+import select
 import signal
-import threading
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 # How long stop() may take: connections the kernel already accepted and scrapes in flight get
 # this long to finish, and a refresh in flight to be cancelled. The README promises exit within 5 s.
 STOP_TIMEOUT_SECONDS = 4.0
+# File descriptors kept for what is not a client connection: the database, logs, the loop's own, files
+# opened on SIGHUP, and connections closed to make room whose descriptor the loop releases a moment later.
+FD_RESERVE = 128
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Running:
     scheduler: BackgroundScheduler
     database: Database
     refresher: Refresher
+    web: WebConfig  # the web config in force
 
     @property
     def port(self) -> int:
@@ -44,8 +50,10 @@ class Running:
 
     def use_web_config(self, web: WebConfig) -> None:
         """Serve with this web config from now on: connections accepted after this get its TLS context,
-        requests its headers and users. Connections already open keep the TLS they shook hands with."""
+        requests its headers and users. Connections opened with another TLS context, or without TLS, are
+        closed (at once when idle, else after their response), and their clients reconnect."""
         auth = BasicAuth(web.users)  # hashes a dummy password: slow on purpose, so not on the loop
+        self.web = web
 
         self.server.loop.call_soon_threadsafe(lambda: self.server.reconfigure(
             tls=web.tls, headers=web.headers, authorize=auth.check if auth.enabled else None))
@@ -78,10 +86,38 @@ def start_exporter(config: Config, password: str | None, web: WebConfig | None =
     stats = HttpStats()
     exposition = Exposition(lambda: refresher.snapshot, live=[stats])
     refresher.on_publish(exposition.warm)
-    server = metrics_server((config.listen_host, config.listen_port), exposition, web, config.max_requests, stats)
+    server = metrics_server((config.listen_host, config.listen_port), exposition, web, config.max_requests, stats,
+                            connection_limit(config.max_connections, raise_fd_limit()))
     serve_in_thread(server)
     scheduler = start_scheduler(refresher, config.refresh_interval)
-    return Running(server=server, scheduler=scheduler, database=database, refresher=refresher)
+    return Running(server=server, scheduler=scheduler, database=database, refresher=refresher,
+                   web=web or WebConfig())
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit of open files to the hard one, as Go programs do at start; the soft limit now.
+
+    The soft limit is often 1024 (shells, systemd units), and each client connection takes a descriptor.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # a hard limit of "unlimited" is refused on Linux
+            log.debug("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+    return soft
+
+
+def connection_limit(configured: int, fd_limit: int) -> int:
+    """web.max_connections, lowered to what the open files limit leaves room for (with a warning)."""
+    room = max(fd_limit - FD_RESERVE, fd_limit // 2)
+    if configured > room:
+        log.warning("web.max_connections is %d, but the open files limit (%d) leaves room for %d client "
+                    "connections: serving at most %d (raise the limit: ulimit -n, LimitNOFILE=)",
+                    configured, fd_limit, room, room)
+        return room
+    return configured
 
 
 class Signals:
@@ -89,6 +125,11 @@ class Signals:
     USR1 and USR2 are logged and ignored. (Python's defaults would kill the process on all but INT.)
 
     Install it (construct it) before anything starts, so that no signal finds the default action.
+    The handlers only note the signal: Python runs a handler in the main thread between any two
+    bytecodes, inside whatever lock that thread holds (an Event's, logging's), so a handler that
+    took a lock could wait on itself. It once did: a storm of SIGHUPs deadlocked the exporter in
+    Event.set and SIGTERM was then ignored. The C-level handler also writes the signal's number to
+    a pipe (signal.set_wakeup_fd), which wakes wait() whichever thread the kernel interrupted.
     """
 
     STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -96,38 +137,50 @@ class Signals:
     IGNORED = (signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self) -> None:
-        self._received: deque[int] = deque()
-        self._arrived = threading.Event()
+        self._received: deque[int] = deque()  # append and popleft are single C calls: safe from a handler
+        self._wakeup, self._wakeup_in = socket.socketpair()
+        for end in (self._wakeup, self._wakeup_in):
+            end.setblocking(False)
+        # A full pipe drops the byte, not the signal: the deque holds it, and the pipe holds one byte already.
+        signal.set_wakeup_fd(self._wakeup_in.fileno(), warn_on_full_buffer=False)
         for sig in (*self.STOP, self.RELOAD, *self.IGNORED):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        # Only note it: the handler interrupts the main thread anywhere, even inside logging's lock.
         self._received.append(signum)
-        self._arrived.set()
 
     def wait(self, reload: Callable[[], None] | None = None) -> signal.Signals:
-        """Block until a stop signal (returned); run reload() on each SIGHUP meanwhile."""
+        """Block until a stop signal (returned); run reload() on SIGHUP meanwhile.
+
+        SIGHUPs that arrive while a reload runs are served by one more reload, not one each: a
+        reload reads the file as it is then, so a second one in a row would only repeat it.
+        """
         while True:
-            # Never an untimed wait: the kernel may deliver the signal to another thread, and
-            # Python runs handlers only when the main thread wakes up. An untimed lock wait
-            # may never wake (seen: 1 SIGTERM in 4 lost); waking every 0.2s bounds the delay.
-            self._arrived.wait(0.2)
-            self._arrived.clear()
+            select.select([self._wakeup], [], [])
+            try:
+                while self._wakeup.recv(4096):
+                    pass
+            except BlockingIOError:
+                pass
+            received = []
             while self._received:
-                received = signal.Signals(self._received.popleft())
-                if received in self.STOP:
-                    log.info("received %s", received.name)
-                    return received
-                if received == self.RELOAD and reload is not None:
-                    log.info("received SIGHUP: reloading")
-                    try:
-                        reload()
-                    except Exception:  # a failed reload must leave the exporter serving as it was
-                        log.exception("SIGHUP: reload failed; carrying on as before")
-                else:
-                    log.info("received %s: ignored (SIGHUP re-reads the web config file; SIGTERM stops)",
-                             received.name)
+                received.append(signal.Signals(self._received.popleft()))
+            stop = next((sig for sig in received if sig in self.STOP), None)
+            if stop is not None:
+                log.info("received %s", stop.name)
+                return stop
+            for sig in dict.fromkeys(sig for sig in received if sig in self.IGNORED):
+                log.info("received %s: ignored (SIGHUP re-reads the web config file; SIGTERM stops)", sig.name)
+            if self.RELOAD not in received:
+                continue
+            if reload is None:
+                log.info("received SIGHUP: ignored (no reload here; SIGTERM stops)")
+                continue
+            log.info("received SIGHUP: reloading")
+            try:
+                reload()
+            except Exception:  # a failed reload must leave the exporter serving as it was
+                log.exception("SIGHUP: reload failed; carrying on as before")
 
 
 def wait_for_signal() -> None:

@@ -23,7 +23,7 @@ from .app import Running, Signals, start_exporter
 from .config import Config, ConfigError
 from .configvalues import parse_listen_address
 from .redact import redact
-from .webconfig import WebConfig, load_web_config
+from .webconfig import WebConfig, load_web_config, refusal
 
 log = logging.getLogger("rag_analytics_exporter")
 
@@ -81,15 +81,7 @@ def _reloader(args: argparse.Namespace, config: Config, running: Running) -> Cal
 
     def reload() -> None:
         if config.web_config_file:
-            try:
-                web = load_web_config(config.web_config_file)
-            except ConfigError as exc:
-                log.error("SIGHUP: web config %s not reloaded, the previous one stays in force: %s",
-                          config.web_config_file, exc)
-            else:
-                running.use_web_config(web)
-                log.info("SIGHUP: web config %s reloaded (%s, %d basic auth users)", config.web_config_file,
-                         "TLS" if web.tls else "plain HTTP", len(web.users))
+            _reload_web_config(config.web_config_file, running)
         else:
             log.info("SIGHUP: no web config file to re-read")
         try:
@@ -102,6 +94,22 @@ def _reloader(args: argparse.Namespace, config: Config, running: Running) -> Cal
                         "(SIGHUP re-reads only the web config file)")
 
     return reload
+
+
+def _reload_web_config(path: str, running: Running) -> None:
+    """Apply the web config file as it is now, unless it does not validate or is blank and lowers security."""
+    try:
+        web = load_web_config(path)
+    except ConfigError as exc:
+        reason: str | None = str(exc)
+    else:
+        reason = refusal(running.web, web)
+        if reason is None:
+            running.use_web_config(web)
+            log.info("SIGHUP: web config %s reloaded (%s, %d basic auth users)", path,
+                     "TLS" if web.tls else "plain HTTP", len(web.users))
+            return
+    log.error("SIGHUP: web config %s not reloaded, the previous one stays in force: %s", path, reason)
 
 
 def _listen_error(config: Config, exc: OSError) -> int:

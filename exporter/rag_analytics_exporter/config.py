@@ -83,12 +83,19 @@ def parse_yaml(text: str) -> Any:
         loader.dispose()
 
 
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """The reason a file is refused for a byte that is not UTF-8, and where that byte is."""
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+
+
 def load_yaml_file(path: str | Path, prefix: str = "") -> Any:
     """A YAML file's document; a file that cannot be read, does not parse or repeats a key is a ConfigError."""
     try:
         return parse_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([(str(path), not_utf8(exc))]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
     except _DuplicateKey as exc:
@@ -128,6 +135,7 @@ class Config:
     listen_port: int = 9841
     web_config_file: str | None = None
     max_requests: int = 40
+    max_connections: int = 512
     refresh_interval: float = 60.0
     chunk_refresh_interval: float = 600.0
     max_data_age: float = 300.0
@@ -157,6 +165,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("web", "listen_address"): ("listen_address", parse_listen_address),
     ("web", "config_file"): ("web_config_file", optional_path),
     ("web", "max_requests"): ("max_requests", int_in(0, 100_000)),
+    ("web", "max_connections"): ("max_connections", int_in(1, 1_000_000)),
     ("refresh", "interval"): ("refresh_interval", parse_duration),
     ("refresh", "chunk_interval"): ("chunk_refresh_interval", parse_duration),
     ("refresh", "max_data_age"): ("max_data_age", parse_duration),
@@ -288,4 +297,6 @@ def resolve_password(config: Config, env: Mapping[str, str] | None = None) -> st
         except OSError as exc:
             raise ConfigError([("database.password_file",
                                 f"cannot read {config.password_file}: {exc.strerror}")]) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError([("database.password_file", f"{config.password_file}: {not_utf8(exc)}")]) from None
     return env.get(PASSWORD_ENV)

@@ -203,6 +203,9 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
     cur.execute("SAVEPOINT table_read")
     try:
         result = read()
+    except QueryFailed as failed:
+        cur.execute("ROLLBACK TO SAVEPOINT table_read")
+        return failed
     except Exception as exc:
         # Any error but a lost connection (SQLSTATE classes 08 and 57P) is this table's alone:
         # a timeout, a missing table, a full disk, or a value psycopg2 could not decode.
@@ -217,6 +220,12 @@ def _guarded(cur: psycopg2.extensions.cursor, table: str, read: Any) -> Any:
 def _read_daily(cur: psycopg2.extensions.cursor, table: str, params: dict[str, Any]) -> TableRead:
     declared = tables.daily(table)
     cur.execute(queries.FRESHNESS[table], params)
+    if (oid := (cur.description or [])[0].type_code) != psycopg2.extensions.DATE.values[0]:
+        # A view's timestamp would fail each row's day arithmetic; say which column, and what to do.
+        cur.execute(queries.FORMAT_TYPE, (oid,))
+        [(sql_type,)] = cur.fetchall()
+        raise QueryFailed(table, f"column date is {sql_type}, not date: declare it date, or cast it in the view "
+                                 "(date::date; for a timestamptz, (date AT TIME ZONE 'UTC')::date)")
     [(newest_date, updated_at, previous_day_updated_at, today_updated_at)] = cur.fetchall()  # an aggregate
     if declared.read is Read.WINDOW:
         params = params | {"since": min(params["since"], newest_date or params["since"])}

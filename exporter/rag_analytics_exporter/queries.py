@@ -62,6 +62,8 @@ LIMIT %(limit)s
 """
 
 
+# A type's name, to say what a view's column is instead of what it should be.
+FORMAT_TYPE = "SELECT format_type(%s, NULL)"
 # The database's clock, as of the read transaction's start: the ETL may stamp updated_at with it.
 CLOCK = "SELECT now()"
 

@@ -9,7 +9,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from .exposition import Exposition
 from .http.request import accepts
 from .http.response import Response, error
-from .http.server import DEFAULT_MAX_REQUESTS, HttpServer
+from .http.server import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS, HttpServer
 from .http.stats import HttpStats
 from .webconfig import BasicAuth, WebConfig
 
@@ -43,7 +43,8 @@ class Routes:
 
 
 def metrics_server(address: tuple[str, int], exposition: Exposition, web: WebConfig | None = None,
-                   max_requests: int = DEFAULT_MAX_REQUESTS, stats: HttpStats | None = None) -> HttpServer:
+                   max_requests: int = DEFAULT_MAX_REQUESTS, stats: HttpStats | None = None,
+                   max_connections: int = DEFAULT_MAX_CONNECTIONS) -> HttpServer:
     """The exporter's server: its routes, behind web.config's TLS, headers and basic auth.
 
     stats: the server's counters, when the exposition shows them (the app passes the ones it gave
@@ -52,4 +53,5 @@ def metrics_server(address: tuple[str, int], exposition: Exposition, web: WebCon
     web = web or WebConfig()
     auth = BasicAuth(web.users)
     return HttpServer(address, Routes(exposition), tls=web.tls, headers=web.headers,
-                      authorize=auth.check if auth.enabled else None, max_requests=max_requests, stats=stats)
+                      authorize=auth.check if auth.enabled else None, max_requests=max_requests,
+                      max_connections=max_connections, stats=stats)

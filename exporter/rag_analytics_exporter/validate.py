@@ -6,7 +6,7 @@ import math
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -86,6 +86,8 @@ def validate_row(columns: Sequence[str], row: Sequence[Any], today: date) -> dic
         if kind is Kind.DATE:
             if value is None:
                 raise Rejected("null_key")
+            if isinstance(value, datetime) or not isinstance(value, date):  # a timestamp cannot be a day
+                raise Rejected("wrong_type")
             if value > today:
                 raise Rejected("future_date")
             clean[column] = value

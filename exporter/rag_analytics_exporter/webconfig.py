@@ -39,6 +39,25 @@ class WebConfig:
     tls: ssl.SSLContext | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     users: Mapping[str, bytes] = field(default_factory=dict)
+    # How the file looks cut short, when it does: empty (or only comments), or naming sections
+    # without a value, which is what a config tool that truncates before it writes leaves behind.
+    blank: str | None = None
+
+
+def refusal(current: WebConfig, new: WebConfig) -> str | None:
+    """Why a reload must keep current rather than apply new, or None: a blank file may not lower security
+    (turn TLS off, or remove basic auth users). An intended downgrade says so in a file that is not blank,
+    or takes a restart."""
+    lowered = []
+    if current.tls is not None and new.tls is None:
+        lowered.append("turn TLS off")
+    if removed := sorted(set(current.users) - set(new.users)):
+        lowered.append("turn basic auth off" if not new.users else f"remove basic auth users {', '.join(removed)}")
+    if not lowered or new.blank is None:
+        return None
+    return (f"the file {new.blank}, and applying it would {' and '.join(lowered)}; a file cut short while being "
+            "written looks like this. To lower security on purpose, write the settings to keep (the users left, "
+            "no tls_server_config key), or restart")
 
 
 def load_web_config(path: str | Path) -> WebConfig:
@@ -57,7 +76,14 @@ def load_web_config(path: str | Path) -> WebConfig:
     users = _users(raw.get("basic_auth_users"), errors)
     if errors:
         raise ConfigError([(f"web config {k}", reason) for k, reason in errors])
-    return WebConfig(tls=tls, headers=headers, users=users)
+    return WebConfig(tls=tls, headers=headers, users=users, blank=_blank(raw))
+
+
+def _blank(raw: Mapping[Any, Any]) -> str | None:
+    if not raw:
+        return "is empty (or only comments)"
+    valueless = [str(key) for key, value in raw.items() if not value]
+    return f"names {', '.join(valueless)} without a value" if valueless else None
 
 
 def _tls(section: Any, errors: list[tuple[str, str]]) -> ssl.SSLContext | None:

@@ -8,6 +8,7 @@ makes the server buffer one response, not many.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Protocol, cast
 
@@ -43,6 +44,12 @@ class Host(Protocol):
     def closed(self, connection: Connection) -> None:
         """The connection is gone."""
 
+    def idle(self, connection: Connection) -> None:
+        """The connection waits for a next request (a kept connection between requests)."""
+
+    def busy(self, connection: Connection) -> None:
+        """The connection's next request has begun."""
+
     def warn(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
         """A warning of this kind, rate-limited."""
 
@@ -50,10 +57,12 @@ class Host(Protocol):
 class Connection(asyncio.Protocol):
     """Read request heads and answer them in order, until either side closes. Callbacks only, no task."""
 
-    def __init__(self, host: Host, headers: Mapping[str, str]):
+    def __init__(self, host: Host, headers: Mapping[str, str], tls: ssl.SSLContext | None = None):
         self._host = host
         self._loop = host.loop
         self._headers = headers  # sent with every response (web.headers)
+        self.tls = tls  # the TLS context it was accepted with (None: plain HTTP)
+        self._retired = False  # the server's TLS changed since: close after the request in progress
         self._buffer = bytearray()  # received and not yet parsed
         self._transport: asyncio.Transport  # set by connection_made, the first call the loop makes
         self._timer: asyncio.TimerHandle | None = None
@@ -98,6 +107,7 @@ class Connection(asyncio.Protocol):
             return
         if self._idle:  # the first byte of a next request: from now on it has the client timeout
             self._arm(CLIENT_TIMEOUT_SECONDS, self._timed_out)
+            self._host.busy(self)
         found = split_head(self._buffer)
         if found is None:
             if len(self._buffer) > MAX_HEAD_BYTES:
@@ -139,27 +149,31 @@ class Connection(asyncio.Protocol):
 
     def respond(self, response: Response, send_body: bool = True) -> None:
         """Write the response to the request in progress; a client that does not take it in time is cut off."""
-        if self._transport.is_closing() or self._request is None:
+        request = self._request
+        if self._transport.is_closing() or request is None:
             return
-        close = self._close or self._host.stopping or (self._eof and split_head(self._buffer) is None)
-        head = encode_head(response, self._headers, self._request.version, close)
+        close = self._close or self._retired or self._host.stopping or (self._eof and split_head(self._buffer) is None)
+        self._close = close
+        head = encode_head(response, self._headers, request.version, close)
         self._served += 1
         self._flushing = True
+        # A TLS transport may call resume_writing() inside write() (asyncio's SSL protocol pauses and
+        # resumes at each look at its buffer when the high-water mark is 0): then _sent() has run already.
         self._transport.write(head + (response.body if send_body else b""))
         if not close:
-            if self._transport.get_write_buffer_size():
+            if self._flushing and self._transport.get_write_buffer_size():
                 self._arm(CLIENT_TIMEOUT_SECONDS, self.abort)
-            else:
+            elif self._flushing:
                 self._sent()
             return
         # Unread input (a body, a pipelined request, a refused head): the client may still be
         # sending. Say so with a FIN, and read and drop its input for a second before closing,
         # since closing on unread input would reset the connection, and the client might lose
         # the response.
-        linger = bool(self._buffer) or self._request.has_body
+        linger = bool(self._buffer) or request.has_body
         self._discarding = True
         self._buffer.clear()
-        if not self._transport.get_write_buffer_size():
+        if self._flushing and not self._transport.get_write_buffer_size():
             self._sent()
         if linger:
             if self._transport.can_write_eof():
@@ -177,14 +191,16 @@ class Connection(asyncio.Protocol):
         """The response is all handed to the kernel: its slot is free, and a next request may be read."""
         self._flushing = False
         self._host.sent(self)
-        if self._discarding or self._transport.is_closing():
-            return
-        if self._host.stopping or (self._eof and split_head(self._buffer) is None):
-            self._transport.close()  # the server stops meanwhile, or the client half-closed after its last request
+        if self._discarding or self._close or self._transport.is_closing():
+            return  # the response said Connection: close, and respond() closes
+        if self._host.stopping or self._retired or (self._eof and split_head(self._buffer) is None):
+            # The server stops or was reconfigured meanwhile, or the client half-closed after its last request.
+            self._transport.close()
             return
         self._request = None
         self._arm(IDLE_TIMEOUT_SECONDS, self._transport.close)
         self._idle = True
+        self._host.idle(self)
         # A pipelined request, if one came: in a callback of its own, so that a long pipeline
         # neither recurses nor holds the loop from the other connections.
         self._loop.call_soon(self._read_head)
@@ -196,6 +212,20 @@ class Connection(asyncio.Protocol):
         answered (with Connection: close): its client connected before the stop.
         """
         if self._request is None and self._served and not self._buffer.strip():
+            self._transport.close()
+
+    @property
+    def reading(self) -> bool:
+        """Whether the connection waits for a complete request head, its first or one begun after an idle wait."""
+        return self._request is None and not self._idle and not self._transport.is_closing()
+
+    def retire(self) -> None:
+        """The server's TLS is no longer the one this connection was accepted with: close it now when
+        no request is in progress, else once that request is answered. Its client reconnects to the
+        server as it is now; a plain connection kept open would go on serving plain HTTP after TLS
+        was turned on."""
+        self._retired = True
+        if self._request is None:
             self._transport.close()
 
     def abort(self) -> None:

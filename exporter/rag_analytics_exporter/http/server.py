@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Requests answered at once by default, as node_exporter's --web.max-requests.
 DEFAULT_MAX_REQUESTS = 40
+# Connections open at once by default: half the usual soft limit of 1024 file descriptors.
+DEFAULT_MAX_CONNECTIONS = 512
 
 # (method, path without query, headers with lowercased names) -> the response; runs on the loop.
 Handler = Callable[[str, str, Mapping[str, str]], Response]
@@ -46,13 +48,16 @@ class HttpServer:
 
     def __init__(self, address: tuple[str, int], handler: Handler, *, tls: ssl.SSLContext | None = None,
                  headers: Mapping[str, str] | None = None, authorize: Authorizer | None = None,
-                 max_requests: int = DEFAULT_MAX_REQUESTS, stats: HttpStats | None = None):
+                 max_requests: int = DEFAULT_MAX_REQUESTS, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 stats: HttpStats | None = None):
         self._handler = handler
         self._tls = tls
         self._headers = dict(headers or {})
         self._authorize = authorize
         self._max_requests = max_requests
+        self._max_connections = max_connections
         self.stats = stats or HttpStats()
+        self.stats.max_connections = max_connections
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         # Bound here, in the caller's thread, so that a port in use fails start-up at once. The backlog
         # is the largest the kernel allows (as Go's listeners): in a burst of thousands of connections,
@@ -63,7 +68,9 @@ class HttpServer:
         self.socket.setblocking(False)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         self.loop = asyncio.new_event_loop()
-        self._connections: set[Connection] = set()
+        # Dicts for their order: the oldest first, which is the first to close when max_connections are open.
+        self._connections: dict[Connection, None] = {}
+        self._waiting: dict[Connection, None] = {}  # idle between requests, in the order they became so
         self._handshakes: set[asyncio.Task] = set()
         # Connections whose request holds one of max_requests, from its complete head until its
         # response is all handed to the kernel: answers on the loop take no time, so what the bound
@@ -77,9 +84,16 @@ class HttpServer:
 
     def reconfigure(self, *, tls: ssl.SSLContext | None, headers: Mapping[str, str],
                     authorize: Authorizer | None) -> None:
-        """Serve what comes next with this TLS context (connections accepted from now on), these headers
-        and this authorization. Call it on the loop's thread (loop.call_soon_threadsafe)."""
+        """Serve what comes next with this TLS context, these headers and this authorization. Call it on
+        the loop's thread (loop.call_soon_threadsafe).
+
+        A connection accepted with another TLS context (or without TLS, when TLS is now on) is closed:
+        at once when no request is in progress, else after its response.
+        """
         self._tls, self._headers, self._authorize = tls, dict(headers), authorize
+        for connection in list(self._connections):
+            if connection.tls is not tls:
+                connection.retire()
 
     def serve_forever(self) -> None:
         """Run the event loop until stop(); call from the thread that will serve."""
@@ -136,15 +150,26 @@ class HttpServer:
     # The Host protocol, for the connections.
 
     def opened(self, connection: Connection) -> None:
-        self._connections.add(connection)
+        self._connections[connection] = None
+        self._count()
+        if connection.tls is not self._tls:  # its handshake began before a reload
+            connection.retire()
 
     def sent(self, connection: Connection) -> None:
         self._answering.discard(connection)
 
     def closed(self, connection: Connection) -> None:
-        self._connections.discard(connection)
+        self._connections.pop(connection, None)
+        self._waiting.pop(connection, None)
         self._answering.discard(connection)
+        self._count()
         self._check_idle()
+
+    def idle(self, connection: Connection) -> None:
+        self._waiting[connection] = None
+
+    def busy(self, connection: Connection) -> None:
+        self._waiting.pop(connection, None)
 
     def warn(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
         self._warnings.warn(kind, message, *args, exc_info=exc_info)
@@ -202,18 +227,46 @@ class HttpServer:
                 self.loop.call_later(0.1, self.loop.add_reader, self.socket, self._accept)
             return False
         connection.setblocking(False)
+        if len(self._connections) + len(self._handshakes) >= self._max_connections and not self._make_room():
+            self.stats.refused["max_connections"] += 1
+            self.warn("max_connections", "%d connections open (web.max_connections), each with a request in "
+                      "progress: closing new connections", self._max_connections)
+            connection.close()
+            return True
         if self._tls is None:
-            PlainTransport(self.loop, connection, Connection(self, self._headers))
+            PlainTransport(self.loop, connection, Connection(self, self._headers, None))
             return True
         task = self.loop.create_task(self._connect(connection))
         self._handshakes.add(task)
         task.add_done_callback(self._handshake_done)
+        self._count()
         return True
 
+    def _make_room(self) -> bool:
+        """Close one connection for a new one: the longest idle between requests, else the oldest that has
+        not sent a complete request head yet (a stalled client, most likely). False if every one is busy."""
+        victim, state = next(iter(self._waiting), None), "idle"
+        if victim is None:
+            victim = next((c for c in self._connections if c.reading), None)
+            state = "reading"
+        if victim is None:
+            return False
+        # Out of the count now: its descriptor is released now, its connection_lost comes later.
+        self.closed(victim)
+        victim.abort()
+        self.stats.evicted[state] += 1
+        self.warn(f"evict_{state}", "%d connections open (web.max_connections): closing the oldest %s one for a "
+                  "new one", self._max_connections, state)
+        return True
+
+    def _count(self) -> None:
+        self.stats.open_connections = len(self._connections) + len(self._handshakes)
+
     async def _connect(self, connection: socket.socket) -> None:
+        tls = self._tls
         try:
-            await self.loop.connect_accepted_socket(lambda: Connection(self, self._headers), connection,
-                                                    ssl=self._tls, ssl_handshake_timeout=CLIENT_TIMEOUT_SECONDS)
+            await self.loop.connect_accepted_socket(lambda: Connection(self, self._headers, tls), connection,
+                                                    ssl=tls, ssl_handshake_timeout=CLIENT_TIMEOUT_SECONDS)
         except (OSError, asyncio.TimeoutError) as exc:
             # A client that never says hello ends here after the handshake timeout, having
             # blocked nobody: every other connection is served meanwhile.
@@ -223,6 +276,7 @@ class HttpServer:
 
     def _handshake_done(self, task: asyncio.Task) -> None:
         self._handshakes.discard(task)
+        self._count()
         self._check_idle()
 
 
