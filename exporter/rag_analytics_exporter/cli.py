@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, init-db, seed-demo, backfill, demo (the parser and the entry point)."""
+"""Command line: serve, check-config, init-db, seed-demo, backfill, backtest, demo (the parser and the entry point)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from . import __version__
 from .anomaly import BASELINES
-from .commands import cmd_backfill, cmd_check_config, cmd_demo, cmd_init_db, cmd_seed_demo, cmd_serve
+from .commands import cmd_backfill, cmd_backtest, cmd_check_config, cmd_demo, cmd_init_db, cmd_seed_demo, cmd_serve
 from .config import Config
 from .logs import log_handler
 from .traffic import INCIDENTS
@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
                            "rag_service=support (repeatable); without them the history does not join the live "
                            "series of a labelled deployment")
     back.set_defaults(func=cmd_backfill)
+
+    test = with_db(commands.add_parser(
+        "backtest", help="replay the daily z-score alerts on the tables' history in every anomaly.baseline mode, "
+                         "and recommend one (changes nothing)", parents=[common]))
+    test.add_argument("--days", type=int, help="score only the last N days before today (default: every day the "
+                                               "tables hold)")
+    test.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    test.add_argument("--warning", type=float, default=3.0,
+                      help="|z| beyond which the warning fires (default 3: mixin/config.py zscore_warning)")
+    test.add_argument("--critical", type=float, default=6.0,
+                      help="|z| beyond which the critical fires (default 6: mixin/config.py zscore_critical)")
+    test.add_argument("--at", type=_moment, help="ISO timestamp taken as 'now' (default: the current time)")
+    test.set_defaults(func=cmd_backtest)
 
     demo = commands.add_parser("demo", help="embedded PostgreSQL + demo data + exporter (+ Prometheus, "
                                             "Alertmanager when installed)", parents=[common])

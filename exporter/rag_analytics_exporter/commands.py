@@ -1,4 +1,4 @@
-"""What each subcommand does (serve, check-config, init-db, seed-demo, backfill, demo) and its exit code."""
+"""What each subcommand does (serve, check-config, init-db, seed-demo, backfill, backtest, demo) and its exit code."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg2
@@ -266,6 +266,47 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     # against 1 s and 4 blocks with 744h (docs/backfill.md).
     print(f"next: promtool tsdb create-blocks-from openmetrics --max-block-duration=744h {shlex.quote(str(output))} "
           "DATA_DIR  (DATA_DIR: Prometheus's --storage.tsdb.path; see docs/backfill.md)")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    import json
+
+    from .backtest import SUBJECTS, as_json, as_text, backtest
+    from .db import stream_days, unreadable_tables
+
+    try:
+        config = _load_config(args)
+        password = _database_settings(args, config)
+    except ConfigError as exc:
+        return _config_error(exc)
+    if args.days is not None and args.days < 1:
+        return _usage_error("backtest", f"--days {args.days} must be at least 1 (or leave it out for all history)")
+    if not 0 < args.warning < args.critical:
+        return _usage_error("backtest", f"--warning {args.warning:g} and --critical {args.critical:g} must be "
+                                        "positive, the warning below the critical")
+    today = _parse_at(args.at).date()
+    first = today - timedelta(days=args.days) if args.days else None
+    # Scored days need their lookback before them; without --days, everything the tables hold.
+    since = first - timedelta(days=config.lookback_days + 1) if first else date.min
+    started = time.monotonic()
+    try:
+        conn = psycopg2.connect(config.dsn, password=password, application_name=config.application_name + " backtest")
+        try:
+            conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
+            skipped = unreadable_tables(conn, tuple(SUBJECTS))
+            for table, reason in skipped.items():
+                print(f"backtest: table {table} {reason}: its alerts are left out", file=sys.stderr)
+            streams = {t: stream_days(conn, t, since, today) for t in SUBJECTS if t not in skipped}
+            result = backtest(streams, config, args.warning, args.critical, first, today - timedelta(days=1))
+        finally:
+            conn.close()
+    except psycopg2.Error as exc:
+        return _database_error("backtest", exc, config.dsn, password)
+    if not streams:
+        return EXIT_RUNTIME
+    sys.stdout.write(json.dumps(as_json(result), indent=2) + "\n" if args.format == "json" else as_text(result))
+    print(f"backtest: {result.days} days scored in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 
 
