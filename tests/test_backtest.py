@@ -174,7 +174,8 @@ def test_yesterdays_scores_are_the_ones_the_exporter_serves(seeded, baseline):
 
 
 def test_bad_options_exit_2(seeded, capsys):
-    assert cli.main(["backtest", "--dsn", seeded, "--days", "0"]) == 2
-    assert "--days 0 must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["backtest", "--dsn", seeded, "--days", "0"])
+    assert exit_info.value.code == 2 and "'0' is not a number of days of at least 1" in capsys.readouterr().err
     assert cli.main(["backtest", "--dsn", seeded, "--warning", "6", "--critical", "3"]) == 2
     assert "the warning below the critical" in capsys.readouterr().err

@@ -5,7 +5,7 @@ build_usage) is run on the rows a refresh on the next day would have read, with 
 each mode in turn, so labels, top-N capping, the finished-day rule and score_day cannot differ from the
 live rag_*_zscore series. The alerts are those of alerting/rules/anomalies.yml: high and low side, a
 warning beyond +-warning and a critical beyond +-critical (mixin/config.py's zscore_warning and
-zscore_critical). Pure: rows in, plain values out; commands.cmd_backtest reads the rows.
+zscore_critical). Pure but for history(), which reads the rows: rows in, plain values out.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+import psycopg2
+
 from .anomaly import BASELINES
 from .builders import DAILY_BUILDERS
 from .config import Config
-from .db import TableRead, columns_of
+from .db import TableRead, columns_of, stream_days, unreadable_tables
 from .snapshot import midnight_utc
 from .tables import LATENCY_METRICS, TOKEN_USAGE_DAILY
 
@@ -221,6 +223,23 @@ def backtest(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]]
                                                                      "too little history.",))
     series = tuple(sorted({s for by_series in scores.values() for s in by_series}))
     return Backtest(first, last, span, series, warning, critical, results, best, reasons)
+
+
+def history(dsn: str, password: str | None, config: Config, warning: float, critical: float, today: date,
+            days: int | None) -> tuple[Backtest, dict[str, str]]:
+    """The backtest of the last `days` days before today (None: all the tables hold), read in one read-only
+    transaction; and the scored tables that could not be read, each with why (their alerts are left out)."""
+    first = today - timedelta(days=days) if days else None
+    # Scored days need their lookback before them.
+    since = first - timedelta(days=config.lookback_days + 1) if first else date.min
+    conn = psycopg2.connect(dsn, password=password, application_name=config.application_name + " backtest")
+    try:
+        conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
+        skipped = unreadable_tables(conn, tuple(SUBJECTS))
+        streams = {table: stream_days(conn, table, since, today) for table in SUBJECTS if table not in skipped}
+        return backtest(streams, config, warning, critical, first, today - timedelta(days=1)), skipped
+    finally:
+        conn.close()
 
 
 def as_json(result: Backtest) -> dict[str, Any]:

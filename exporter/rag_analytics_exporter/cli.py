@@ -41,6 +41,13 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
 
 
+def _days(text: str) -> int:
+    """A number of days, at least 1 (argparse type)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days of at least 1")
+    return int(text)
+
+
 def _moment(text: str) -> str:
     """An ISO timestamp (argparse type; parsed again by _parse_at)."""
     try:
@@ -121,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     test = with_db(commands.add_parser(
         "backtest", help="replay the daily z-score alerts on the tables' history in every anomaly.baseline mode, "
                          "and recommend one (changes nothing)", parents=[common]))
-    test.add_argument("--days", type=int, help="score only the last N days before today (default: every day the "
-                                               "tables hold)")
+    test.add_argument("--days", type=_days, help="score only the last N days before today (default: every day the "
+                                                 "tables hold)")
     test.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     test.add_argument("--warning", type=float, default=3.0,
                       help="|z| beyond which the warning fires (default 3: mixin/config.py zscore_warning)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -11,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg2
@@ -270,44 +271,25 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    import json
-
-    from .backtest import SUBJECTS, as_json, as_text, backtest
-    from .db import stream_days, unreadable_tables
+    from .backtest import as_json, as_text, history
 
     try:
         config = _load_config(args)
         password = _database_settings(args, config)
     except ConfigError as exc:
         return _config_error(exc)
-    if args.days is not None and args.days < 1:
-        return _usage_error("backtest", f"--days {args.days} must be at least 1 (or leave it out for all history)")
     if not 0 < args.warning < args.critical:
         return _usage_error("backtest", f"--warning {args.warning:g} and --critical {args.critical:g} must be "
                                         "positive, the warning below the critical")
-    today = _parse_at(args.at).date()
-    first = today - timedelta(days=args.days) if args.days else None
-    # Scored days need their lookback before them; without --days, everything the tables hold.
-    since = first - timedelta(days=config.lookback_days + 1) if first else date.min
-    started = time.monotonic()
     try:
-        conn = psycopg2.connect(config.dsn, password=password, application_name=config.application_name + " backtest")
-        try:
-            conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
-            skipped = unreadable_tables(conn, tuple(SUBJECTS))
-            for table, reason in skipped.items():
-                print(f"backtest: table {table} {reason}: its alerts are left out", file=sys.stderr)
-            streams = {t: stream_days(conn, t, since, today) for t in SUBJECTS if t not in skipped}
-            result = backtest(streams, config, args.warning, args.critical, first, today - timedelta(days=1))
-        finally:
-            conn.close()
+        result, skipped = history(config.dsn, password, config, args.warning, args.critical,
+                                  _parse_at(args.at).date(), args.days)
     except psycopg2.Error as exc:
         return _database_error("backtest", exc, config.dsn, password)
-    if not streams:
-        return EXIT_RUNTIME
+    for table, reason in skipped.items():
+        print(f"backtest: table {table} {reason}: its alerts are left out", file=sys.stderr)
     sys.stdout.write(json.dumps(as_json(result), indent=2) + "\n" if args.format == "json" else as_text(result))
-    print(f"backtest: {result.days} days scored in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    return 0
+    return EXIT_RUNTIME if len(skipped) == 2 else 0
 
 
 def _parse_at(text: str | None) -> datetime:
