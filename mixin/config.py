@@ -108,6 +108,23 @@ class MixinConfig:
     zscore_warning: float = 3
     zscore_critical: float = 6
 
+    # ── Quality SLOs (mixin/quality.py), on the exporter's counters and its SLO-period sums ───────
+    # Answers that cite at least one retrieved source (citation_daily). The demo's healthy days leave
+    # 12 % uncited. A dropped index or a retriever returning nothing leaves nearly every answer uncited
+    # within minutes, and a rollback fixes it: that fast burn pages. The budget is large, so the
+    # availability SLO's 14.4x cannot happen (100 % uncited is 1 / budget = 6.7x): the page is at 4x.
+    citation_objective: float = 0.85
+    citation_burn_windows: tuple[BurnWindows, ...] = (
+        BurnWindows(60, 5, 4, "critical"), BurnWindows(360, 30, 2, "warning"), BurnWindows(4320, 360, 1, "warning"))
+    # Feedback that is not negative (feedback_daily): the old design's FEEDBACK_THRESHOLD, 20 % negative,
+    # is the budget. Feedback is sparse and comes late, so this SLO only opens tickets, at 1x over hours
+    # (a day at 25 % negative tickets, one at 10 % does not); RagNegativeFeedbackHigh pages the fast case.
+    feedback_objective: float = 0.8
+    feedback_burn_windows: tuple[BurnWindows, ...] = (BurnWindows(360, 60, 1, "warning"),)
+    # Answers, or feedback events, that a quality burn-rate alert needs in its long window: at the
+    # feedback ticket's bound that is 20 negative events, at the citation page's 60 uncited answers.
+    quality_min_events: int = 100
+
     # ── The pipeline and the exporter ────────────────────────────────────────────────────────────
     daily_table_stale_seconds: int = 7200  # the ETL upserts today's rows through the day
     # The database's clock against the exporter's: past this, freshness and "today" disagree between them

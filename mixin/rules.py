@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import slo
+from . import quality, slo
 from .alerting import alert, number
 from .config import CONFIG
 from .promql import baseline_level, one, selector
@@ -180,6 +180,7 @@ FILES = {
     "cost.yml": ("rag-cost", cost, cost.__doc__),
     "exporter.yml": ("rag-exporter", exporter, exporter.__doc__),
     "recording.yml": ("rag-recording", recording, recording.__doc__),
+    "quality.yml": ("rag-quality", lambda: quality.recording() + quality.alerts(), quality.__doc__),
 }
 
 

@@ -58,5 +58,7 @@ def alertmanager_config(webhook_base: str) -> str:
     """alerting/alertmanager.yml delivering to webhook_base, grouping within a second or two so that a test
     sees a notification as soon as Alertmanager has the alert (the repeat interval is the committed one)."""
     document = yaml.safe_load(demo.alertmanager_config(webhook_base))
-    document["route"].update(group_wait="1s", group_interval="2s")
+    for route in [document["route"], *document["route"].get("routes", [])]:
+        if route is document["route"] or "group_wait" in route:
+            route.update(group_wait="1s", group_interval="2s")
     return yaml.safe_dump(document, sort_keys=False)

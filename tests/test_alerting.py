@@ -178,3 +178,15 @@ def test_compose_prometheus_config_is_valid(promtool):
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((ALERTING / "prometheus.yml").read_text())
     assert [job["job_name"] for job in config["scrape_configs"]] == ["rag-analytics-exporter"]
+
+
+def test_no_zscore_alert_reaches_the_pager(amtool):
+    """Every alert on yesterday's z-scores, whatever its severity and side, opens a ticket: it scores a day that
+    has ended, and fires when the ETL closes the day, at night (alertmanager.yml, docs/runbooks.md)."""
+    zscore = [rule for rule in alert_rules() if "_zscore" in rule["expr"]]
+    assert {rule["alert"] for rule in zscore} == {"RagComponentLatencyAnomaly", "RagComponentLatencyLowAnomaly",
+                                                  "RagModelTokenUsageAnomaly", "RagModelTokenUsageLowAnomaly"}
+    for rule in zscore:
+        labels = {"alertname": rule["alert"], **rule["labels"], "component": "total", "environment": "production"}
+        result = route(amtool, "ticket", labels)
+        assert result.returncode == 0, f"{labels}: {result.stdout}{result.stderr}"

@@ -48,19 +48,34 @@ def test_alerts_reach_the_webhook_and_resolve(tmp_path):
         wait_for("the exporter scraped and up", lambda: prometheus.query("rag_exporter_up == 1"), 30)
         assert not notifications(sink, "RagComponentLatencyAnomaly", "firing"), "no anomaly was injected yet"
 
-        # 1. An anomalous day: yesterday's llm latency five times its usual.
-        execute(postgres.dsn, "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 "
-                              "WHERE component = 'llm' AND date = (SELECT max(date) - 1 FROM latency_metrics)")
-        wait_for("RagComponentLatencyAnomaly critical llm at the pager",
-                 lambda: [r for r, _ in notifications(sink, "RagComponentLatencyAnomaly", "firing",
-                                                      component="llm", severity="critical") if r == "pager"], 60)
+        # 1. An anomalous day: yesterday's llm latency five times its usual (and so the end-to-end total's),
+        # gpt-4o's tokens ten times theirs (critical on any weekday: a weekend's tokens are half a weekday's).
+        # A day that has ended never pages: one ticket carries the day's anomalies, and llm's explains
+        # (inhibits) the total's.
+        execute(postgres.dsn, "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 WHERE component IN "
+                              "('llm', 'total') AND date = (SELECT max(date) - 1 FROM latency_metrics)")
+        execute(postgres.dsn, "UPDATE token_usage_daily SET total_tokens = total_tokens * 10 "
+                              "WHERE model_name = 'gpt-4o' AND date = (SELECT max(date) - 1 FROM token_usage_daily)")
+        wait_for("both anomalies firing in Prometheus", lambda: prometheus.query(
+            'count(ALERTS{alertname=~"RagComponentLatencyAnomaly|RagModelTokenUsageAnomaly",severity="critical",'
+            'alertstate="firing"}) == 3'), 60)
+        wait_for("the day's anomalies at the ticket receiver",
+                 lambda: notifications(sink, "RagComponentLatencyAnomaly", "firing", component="llm"), 60)
         first = next(payload for receiver, payload in sink.received()
                      if any(a["labels"]["alertname"] == "RagComponentLatencyAnomaly" for a in payload["alerts"]))
         print("first webhook payload:", first)
-        alert = first["alerts"][0]
+        assert first["receiver"] == "ticket" and first["status"] == "firing"
+        assert first["groupLabels"] == {}, "one group per deployment, not per alert or component"
+        fired = {(a["labels"]["alertname"], a["labels"].get("component") or a["labels"].get("model"),
+                  a["labels"]["severity"]) for a in first["alerts"]}
+        assert fired == {("RagComponentLatencyAnomaly", "llm", "critical"),
+                         ("RagModelTokenUsageAnomaly", "gpt-4o", "critical")}, "warnings and total inhibited"
+        alert = next(a for a in first["alerts"] if a["labels"]["alertname"] == "RagComponentLatencyAnomaly")
         assert alert["annotations"]["runbook_url"].endswith("#ragcomponentlatencyanomaly")
         assert "llm" in alert["annotations"]["description"]
-        assert first["receiver"] == "pager" and first["status"] == "firing"
+        assert not notifications(sink, "RagComponentLatencyAnomaly", "firing", component="total")
+        assert all(receiver == "ticket" for receiver, payload in sink.received()
+                   if any(a["labels"]["alertname"].endswith("Anomaly") for a in payload["alerts"]))
 
         # 2. The database goes away: the exporter stays up and says so; then it comes back.
         postgres.stop()

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.exposition import generate_latest
 
-from rag_analytics_exporter.builders import DAILY_BUILDERS, OTHER, build_chunks, build_latency, rank_labels
+from rag_analytics_exporter.builders import (
+    DAILY_BUILDERS,
+    OTHER,
+    build_chunks,
+    build_citations,
+    build_feedback,
+    build_latency,
+    rank_labels,
+)
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import ChunkRead, TableRead
@@ -73,8 +81,9 @@ def golden_snapshot() -> Snapshot:
              (TODAY, "small-a", 1, 10, 2, 12, 0.001), (TODAY, "small-b", 1, 20, 4, 24, 0.002)]),
         "citation_daily": table("citation_daily", ("date", "responses_total", "zero_citations", "one_citation",
                                                    "two_citations", "three_plus_citations"),
-                                [(TODAY, 100, 10, 20, 30, 40)]),
-        "feedback_daily": table("feedback_daily", ("date", "positive_count", "negative_count"), [(TODAY, 9, 3)]),
+                                [(yesterday, 50, 5, 10, 15, 20), (TODAY, 100, 10, 20, 30, 40)]),
+        "feedback_daily": table("feedback_daily", ("date", "positive_count", "negative_count"),
+                                [(yesterday, 4, 1), (TODAY, 9, 3)]),
         "feedback_tags_daily": table("feedback_tags_daily", ("date", "tag", "positive_count", "negative_count"),
                                      [(TODAY, "accurate", 5, 0), (TODAY, "too_long", 0, 2),
                                       (TODAY, 'quote"tag', 1, 1), (TODAY, None, 1, 1)]),
@@ -101,6 +110,23 @@ def test_golden_exposition():
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(body)
     assert body == GOLDEN.read_text(), "exposition changed; if on purpose, rerun with UPDATE_GOLDEN=1 and review"
+
+
+def test_the_quality_slo_periods_sum_their_last_days_and_the_day_families_stay_the_newest_days():
+    """citation_daily and feedback_daily are read over the window (oldest row first) for the quality SLOs' exact
+    budget: the day's families still show the newest day, and the period is its last days with today."""
+    citations = [(TODAY - timedelta(days=d), 100 + d, d, 100, 0, 0) for d in range(40)]
+    feedback = [(TODAY - timedelta(days=d), 50, d) for d in range(40)]
+    config = Config(slo_period_days=7)
+    cited = build_citations(table("citation_daily", ("date", "responses_total", "zero_citations", "one_citation",
+                                                     "two_citations", "three_plus_citations"),
+                                  sorted(citations)), NOW, TODAY, config).data
+    rated = build_feedback(table("feedback_daily", ("date", "positive_count", "negative_count"), sorted(feedback)),
+                           NOW, TODAY, config).data
+    assert (cited.responses, cited.by_citations["0"]) == (100, 0)
+    assert cited.period == (sum(100 + d for d in range(7)), sum(range(7))) and cited.period_days == 7
+    assert (rated.positive, rated.negative) == (50, 0)
+    assert rated.period == (50 * 7, sum(range(7)))
 
 
 def test_the_slo_period_sums_its_last_days_with_today_and_no_day_before():

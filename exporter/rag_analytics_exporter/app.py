@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .config import Config
+from .config import Config, ConfigError
 from .db import Database
 from .exposition import Exposition
 from .http.server import HttpServer, serve_in_thread
 from .http.stats import HttpStats
 from .refresh import Refresher, start_scheduler
 from .routes import metrics_server
-from .webconfig import BasicAuth, WebConfig
+from .webconfig import BasicAuth, WebConfig, load_web_config, refusal
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,21 @@ class Running:
 
         self.server.loop.call_soon_threadsafe(lambda: self.server.reconfigure(
             tls=web.tls, headers=web.headers, authorize=auth.check if auth.enabled else None))
+
+    def reload_web_config(self, path: str) -> None:
+        """Apply the web config file as it is now, unless it does not validate or is blank and lowers security."""
+        try:
+            web = load_web_config(path)
+        except ConfigError as exc:
+            reason: str | None = str(exc)
+        else:
+            reason = refusal(self.web, web)
+            if reason is None:
+                self.use_web_config(web)
+                log.info("SIGHUP: web config %s reloaded (%s, %d basic auth users)", path,
+                         "TLS" if web.tls else "plain HTTP", len(web.users))
+                return
+        log.error("SIGHUP: web config %s not reloaded, the previous one stays in force: %s", path, reason)
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
         """Stop serving (scrapes in flight finish), cancel a refresh in flight, close the connection.

@@ -230,27 +230,38 @@ def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Co
 
 def build_citations(read: TableRead, confirmed_at: float, today: date, config: Config
                     ) -> Section[CitationData | None]:
-    """citation_daily: the newest day's 0/1/2/3+ citation counts."""
+    """citation_daily: the newest day's 0/1/2/3+ citation counts, and the SLO period's answers and uncited ones."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     data: CitationData | None = None
     newest = _newest(rows, read)
     if newest:
         row = newest[0]
+        period = _period_rows(rows, today, config)
         data = CitationData(responses=row["responses_total"], by_citations=frozen_mapping({
             "0": row["zero_citations"], "1": row["one_citation"],
             "2": row["two_citations"], "3+": row["three_plus_citations"],
-        }))
+        }), period=(sum(r["responses_total"] for r in period), sum(r["zero_citations"] for r in period)),
+            period_days=config.slo_period_days)
     columns = ("responses_total", "zero_citations", "one_citation", "two_citations", "three_plus_citations")
     running = _running(rows, today, lambda row: "", lambda row: (), lambda row: {q: row[q] for q in columns})
     return _section(read, confirmed_at, rejected, data, running)
 
 
+def _period_rows(rows: list[Row], today: date, config: Config) -> list[Row]:
+    """The rows of the SLO period: its last slo_period_days days, today included (as build_latency's)."""
+    start = today - timedelta(days=config.slo_period_days - 1)
+    return [row for row in rows if start <= row["date"] <= today]
+
+
 def build_feedback(read: TableRead, confirmed_at: float, today: date, config: Config
                    ) -> Section[FeedbackData | None]:
-    """feedback_daily: the newest day's positive and negative feedback."""
+    """feedback_daily: the newest day's positive and negative feedback, and the SLO period's."""
     rows, rejected = validate_rows(read.columns, read.rows, today)
     newest = _newest(rows, read)
-    data = FeedbackData(newest[0]["positive_count"], newest[0]["negative_count"]) if newest else None
+    period = _period_rows(rows, today, config)
+    data = FeedbackData(newest[0]["positive_count"], newest[0]["negative_count"],
+                        (sum(r["positive_count"] for r in period), sum(r["negative_count"] for r in period)),
+                        config.slo_period_days) if newest else None
     running = _running(rows, today, lambda row: "", lambda row: (),
                        lambda row: {q: row[q] for q in ("positive_count", "negative_count")})
     return _section(read, confirmed_at, rejected, data, running)

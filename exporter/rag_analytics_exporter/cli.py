@@ -2,7 +2,8 @@
 
 A first day: example-config prints every setting, check-db checks a database against the tables' contract
 (docs/tables.md), serve serves /metrics. check-config validates a config file; init-db and seed-demo create
-and fill the tables; backfill writes their history for Prometheus; demo runs it all on synthetic data."""
+and fill the tables; backfill writes their history for Prometheus; backtest replays the daily anomaly alerts on
+that history in every baseline mode; demo runs it all on synthetic data."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from . import __version__
 from .anomaly import BASELINES
 from .commands import (
     cmd_backfill,
+    cmd_backtest,
     cmd_check_config,
     cmd_check_db,
     cmd_demo,
@@ -52,6 +54,13 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
+
+
+def _days(text: str) -> int:
+    """A number of days, at least 1 (argparse type)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days of at least 1")
+    return int(text)
 
 
 def _moment(text: str) -> str:
@@ -143,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
                            "rag_service=support (repeatable); without them the history does not join the live "
                            "series of a labelled deployment")
     back.set_defaults(func=cmd_backfill)
+
+    test = with_db(commands.add_parser(
+        "backtest", help="replay the daily z-score alerts on the tables' history in every anomaly.baseline mode, "
+                         "and recommend one (changes nothing)", parents=[common]))
+    test.add_argument("--days", type=_days, help="score only the last N days before today (default: every day the "
+                                                 "tables hold)")
+    test.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    test.add_argument("--warning", type=float, default=3.0,
+                      help="|z| beyond which the warning fires (default 3: mixin/config.py zscore_warning)")
+    test.add_argument("--critical", type=float, default=6.0,
+                      help="|z| beyond which the critical fires (default 6: mixin/config.py zscore_critical)")
+    test.add_argument("--at", type=_moment, help="ISO timestamp taken as 'now' (default: the current time)")
+    test.set_defaults(func=cmd_backtest)
 
     demo = commands.add_parser("demo", help="embedded PostgreSQL + demo data + exporter (+ Prometheus, "
                                             "Alertmanager when installed)", parents=[common])

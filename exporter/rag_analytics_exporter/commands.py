@@ -1,9 +1,10 @@
-"""What each subcommand does (serve, check-config, check-db, example-config, init-db, seed-demo, backfill, demo)
-and its exit code."""
+"""What each subcommand does (serve, check-config, check-db, example-config, init-db, seed-demo, backfill, backtest,
+demo) and its exit code."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from .app import Running, Signals, start_exporter
 from .config import Config, ConfigError
 from .configvalues import parse_listen_address
 from .redact import redact
-from .webconfig import WebConfig, load_web_config, refusal
+from .webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rag_analytics_exporter")
 
@@ -81,7 +82,7 @@ def _reloader(args: argparse.Namespace, config: Config, running: Running) -> Cal
 
     def reload() -> None:
         if config.web_config_file:
-            _reload_web_config(config.web_config_file, running)
+            running.reload_web_config(config.web_config_file)
         else:
             log.info("SIGHUP: no web config file to re-read")
         try:
@@ -94,22 +95,6 @@ def _reloader(args: argparse.Namespace, config: Config, running: Running) -> Cal
                         "(SIGHUP re-reads only the web config file)")
 
     return reload
-
-
-def _reload_web_config(path: str, running: Running) -> None:
-    """Apply the web config file as it is now, unless it does not validate or is blank and lowers security."""
-    try:
-        web = load_web_config(path)
-    except ConfigError as exc:
-        reason: str | None = str(exc)
-    else:
-        reason = refusal(running.web, web)
-        if reason is None:
-            running.use_web_config(web)
-            log.info("SIGHUP: web config %s reloaded (%s, %d basic auth users)", path,
-                     "TLS" if web.tls else "plain HTTP", len(web.users))
-            return
-    log.error("SIGHUP: web config %s not reloaded, the previous one stays in force: %s", path, reason)
 
 
 def _listen_error(config: Config, exc: OSError) -> int:
@@ -306,6 +291,28 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"next: promtool tsdb create-blocks-from openmetrics --max-block-duration=744h {shlex.quote(str(output))} "
           "DATA_DIR  (DATA_DIR: Prometheus's --storage.tsdb.path; see docs/backfill.md)")
     return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from .backtest import as_json, as_text, history
+
+    try:
+        config = _load_config(args)
+        password = _database_settings(args, config)
+    except ConfigError as exc:
+        return _config_error(exc)
+    if not 0 < args.warning < args.critical:
+        return _usage_error("backtest", f"--warning {args.warning:g} and --critical {args.critical:g} must be "
+                                        "positive, the warning below the critical")
+    try:
+        result, skipped = history(config.dsn, password, config, args.warning, args.critical,
+                                  _parse_at(args.at).date(), args.days)
+    except psycopg2.Error as exc:
+        return _database_error("backtest", exc, config.dsn, password)
+    for table, reason in skipped.items():
+        print(f"backtest: table {table} {reason}: its alerts are left out", file=sys.stderr)
+    sys.stdout.write(json.dumps(as_json(result), indent=2) + "\n" if args.format == "json" else as_text(result))
+    return EXIT_RUNTIME if len(skipped) == 2 else 0
 
 
 def _parse_at(text: str | None) -> datetime:

@@ -286,7 +286,10 @@ def alertmanager_config(webhook_base: str, factor: float = 1.0) -> str:
     for receiver in document["receivers"]:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = webhook_base.rstrip("/") + "/" + webhook["url"].rsplit("/", 1)[1]
-    for key in ("group_wait", "group_interval"):
-        scaled = timedelta(seconds=max(1, round(parse_duration(document["route"][key]).total_seconds() / factor)))
-        document["route"][key] = format_duration(scaled)
+    # The root route and every route that sets its own (the anomalies' day-long grouping).
+    for route in [document["route"], *document["route"].get("routes", [])]:
+        for key in ("group_wait", "group_interval"):
+            if key in route:
+                scaled = timedelta(seconds=max(1, round(parse_duration(route[key]).total_seconds() / factor)))
+                route[key] = format_duration(scaled)
     return yaml.safe_dump(document, sort_keys=False)

@@ -127,12 +127,17 @@ class UsageData:
 class CitationData:
     responses: float
     by_citations: Mapping[str, float]  # "0" | "1" | "2" | "3+" -> responses
+    # (responses, responses citing nothing) over the SLO period: its last period_days days, today included
+    period: tuple[float, float] = (0.0, 0.0)
+    period_days: int = 30
 
 
 @dataclass(frozen=True)
 class FeedbackData:
     positive: float
     negative: float
+    period: tuple[float, float] = (0.0, 0.0)  # (positive, negative) over the SLO period, as CitationData's
+    period_days: int = 30
 
 
 @dataclass(frozen=True)

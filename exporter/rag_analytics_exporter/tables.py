@@ -131,7 +131,7 @@ CITATION_DAILY = Table(
         _UPDATED_AT,
     ),
     key=("date",),
-    read=Read.NEWEST_DAY,
+    read=Read.WINDOW,
     builder="build_citations",
     collectors=("quality",),
 )
@@ -156,7 +156,7 @@ FEEDBACK_DAILY = Table(
     name="feedback_daily",
     columns=(_date(), _count("positive_count"), _count("negative_count"), _UPDATED_AT),
     key=("date",),
-    read=Read.NEWEST_DAY,
+    read=Read.WINDOW,
     builder="build_feedback",
     collectors=("quality",),
 )

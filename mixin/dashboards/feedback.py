@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..quality import FEEDBACK
+from . import slos
 from .common import (
     OVER_TIME,
     PER_DAY,
@@ -36,6 +38,7 @@ def build() -> Any:
                             description=about("Negative / all feedback; the dashed line is "
                                               "RagNegativeFeedbackHigh's threshold", "feedback_daily", OVER_TIME),
                             lines=[(T["negative_feedback_ratio"], "red")]))
+    d = d.with_panel(slos.budget_left(FEEDBACK, "feedback_daily", w=24))
     d = d.with_panel(bars("Feedback per tag (today)", "locale",
                           q(v("rag_feedback_tag"), legend("{{tag}} {{sentiment}}"), instant=True),
                           description=about("Feedback per tag and sentiment", "feedback_tags_daily", TODAY), h=10))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..quality import CITATIONS
+from . import slos
 from .common import (
     CUMULATIVE,
     OVER_TIME,
@@ -37,6 +39,7 @@ def build() -> Any:
                description=about("Times any chunk was retrieved", "chunk_retrieval_stats", CUMULATIVE), w=6),
         single("Answers today", "locale", q(v("rag_responses"), legend(), instant=True),
                description=about("Answers given (responses_total)", "citation_daily", TODAY), w=6),
+        slos.budget_left(CITATIONS, "citation_daily"),
     ):
         d = d.with_panel(panel)
     d = d.with_panel(bars("Chunks per relevance bucket", "locale",

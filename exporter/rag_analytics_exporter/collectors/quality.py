@@ -2,8 +2,12 @@
 
     # TYPE rag_citation_responses gauge
     rag_citation_responses{citations="3+"} 5120.0
+    # TYPE rag_citation_period_uncited_responses gauge
+    rag_citation_period_uncited_responses 61803.0
     # TYPE rag_feedback gauge
     rag_feedback{sentiment="negative"} 84.0
+    # TYPE rag_feedback_period_events gauge
+    rag_feedback_period_events{sentiment="negative"} 2210.0
     # TYPE rag_feedback_negative_ratio gauge
     rag_feedback_negative_ratio 0.12
     # TYPE rag_feedback_tag gauge
@@ -64,7 +68,15 @@ def _citations(snapshot: Snapshot, section: Section[CitationData | None] | None)
                          "(citation_daily)", ["citations"])
     for citations, count in section.data.by_citations.items():
         by_citations.add_metric([citations], count)
-    yield from (responses, by_citations)
+    period = (f"over the SLO period, the last {section.data.period_days} UTC days with today so far "
+              "(citation_daily.{}, summed; slo.period_days)")
+    period_responses = gauge(snapshot, "rag_citation_period_responses", "Answers given " +
+                             period.format("responses_total"))
+    period_responses.add_metric([], section.data.period[0])
+    period_uncited = gauge(snapshot, "rag_citation_period_uncited_responses", "Answers that cited no retrieved "
+                           "chunk " + period.format("zero_citations"))
+    period_uncited.add_metric([], section.data.period[1])
+    yield from (responses, by_citations, period_responses, period_uncited)
 
 
 def _feedback(snapshot: Snapshot, section: Section[FeedbackData | None] | None) -> Iterator[Metric]:
@@ -74,7 +86,12 @@ def _feedback(snapshot: Snapshot, section: Section[FeedbackData | None] | None) 
                      "User feedback on the newest day, so far, by sentiment (feedback_daily)", ["sentiment"])
     feedback.add_metric(["positive"], section.data.positive)
     feedback.add_metric(["negative"], section.data.negative)
-    yield feedback
+    period = gauge(snapshot, "rag_feedback_period_events",
+                   f"User feedback over the SLO period, the last {section.data.period_days} UTC days with today so "
+                   "far, by sentiment (feedback_daily, summed; slo.period_days)", ["sentiment"])
+    period.add_metric(["positive"], section.data.period[0])
+    period.add_metric(["negative"], section.data.period[1])
+    yield from (feedback, period)
     total = section.data.positive + section.data.negative
     if total > 0:
         ratio = gauge(snapshot, "rag_feedback_negative_ratio",
