@@ -12,23 +12,26 @@ WHERE = (f"{{{{ if or {' '.join(_LABELS)} }}}}[{'/'.join(f'{{{{ {label} }}}}' fo
          "{{ end }}")
 
 
-def dashboard_url(uid: str, *variables: str) -> str:
-    """A link to the dashboard showing the alert's deployment (and component, model...)."""
-    query = "&".join(f"var-{label}={{{{ $labels.{label} }}}}" for label in (*CONFIG.deployment_labels, *variables))
+def dashboard_url(uid: str, *variables: str, deployment: bool = True) -> str:
+    """A link to the dashboard showing the alert's deployment (and component, model...); deployment=False
+    links to every deployment (the dashboard's defaults), for an alert whose result has no deployment labels."""
+    labels = (*(CONFIG.deployment_labels if deployment else ()), *variables)
+    query = "?" + "&".join(f"var-{label}={{{{ $labels.{label} }}}}" for label in labels) if labels else ""
     return (f"{{{{ with $externalLabels.grafana_url }}}}{{{{ . }}}}{{{{ else }}}}{CONFIG.grafana_url}{{{{ end }}}}"
-            f"/d/{uid}/{uid}?{query}")
+            f"/d/{uid}/{uid}{query}")
 
 
 def alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str, dashboard: str,
-          variables: tuple[str, ...] = (), **labels: str) -> dict[str, Any]:
+          variables: tuple[str, ...] = (), deployment: bool = True, **labels: str) -> dict[str, Any]:
     """One alerting rule with the mixin's labels and annotations (summary, description, runbook, dashboard);
-    an empty duration fires at the first evaluation that matches."""
+    an empty duration fires at the first evaluation that matches. deployment=False: the expression's result
+    carries no deployment labels (absent()), so the dashboard link names none (pint's alerts/template)."""
     return {
         "alert": name, "expr": expr, **({"for": duration} if duration else {}),
         "labels": {"severity": severity, **labels},
         "annotations": {"summary": summary, "description": WHERE + description,
                         "runbook_url": f"{CONFIG.runbook_url}#{name.lower()}",
-                        "dashboard_url": dashboard_url(dashboard, *variables)},
+                        "dashboard_url": dashboard_url(dashboard, *variables, deployment=deployment)},
     }
 
 

@@ -97,7 +97,8 @@ def exporter() -> list[dict[str, Any]]:
         alert("RagAnalyticsExporterDown", f"absent({up})", "5m", "critical",
               "Prometheus has no RAG analytics exporter target.",
               "No target of job {{ $labels.job }} exists in Prometheus (service discovery lost it, or it was never "
-              "configured); no RAG analytics alert can fire.", "rag-exporter", reason="target_absent"),
+              "configured); no RAG analytics alert can fire.", "rag-exporter", deployment=False,
+              reason="target_absent"),
         alert("RagAnalyticsRefreshFailing", f"{selector('rag_exporter_up')} == 0", "5m", "warning",
               "An exporter replica cannot read the analytics database.",
               "{{ $labels.instance }}: the last refreshes could not read every table (rag_exporter_up is 0); see "

@@ -119,6 +119,34 @@ def require_binary(name: str, hint: str | None = None) -> str:
     return path
 
 
+TOOLS = REPO / ".tools" / "bin"
+
+
+def pinned_tool(name: str) -> str:
+    """The path of a tool that ./scripts/setup builds from tools/versions.txt, or a failure saying so."""
+    if _unit_test_running:
+        pytest.fail(f"a test marked unit needs {name}: unit tests (make test-fast) run no external binary; "
+                    "drop the unit marker")
+    path = TOOLS / name
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not built: run ./scripts/setup, which builds tools/versions.txt into .tools/bin "
+                    "(it needs Go >= 1.26 on PATH)")
+    return str(path)
+
+
+# The two Prometheus stacks the suite proves the rules, dashboards and alert path on: Debian 12's
+# packages (Prometheus 2.42, Alertmanager 0.25: what `apt-get install` gives) and the releases pinned in
+# tools/versions.txt (Prometheus 3, a current Alertmanager: what most users run). A test parametrized
+# over RELEASES runs once on each; docs/compatibility.md says what differs between them.
+RELEASES = ("debian", "pinned")
+_DEBIAN_NAMES = {"alertmanager": "prometheus-alertmanager"}
+
+
+def release_binary(name: str, release: str) -> str:
+    """promtool, prometheus or alertmanager of one of RELEASES."""
+    return require_binary(_DEBIAN_NAMES.get(name, name)) if release == "debian" else pinned_tool(name)
+
+
 @pytest.fixture(scope="session")
 def promtool() -> str:
     return require_binary("promtool")

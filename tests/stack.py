@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from conftest import free_port, require_binary
+from conftest import free_port, release_binary, require_binary
 from harness import alertmanager_config, prometheus_config
 
 
@@ -158,13 +158,14 @@ class Prometheus(QueryAPI):
     """A real Prometheus on a free loopback port scraping the given targets with the given rules.
 
     targets: one exporter, or static_configs ({targets, labels}) of several; config: a whole
-    prometheus.yml instead (then targets, rule_files, alertmanager and interval are not used).
+    prometheus.yml instead (then targets, rule_files, alertmanager and interval are not used);
+    release: Debian's package or the pinned build (conftest.RELEASES).
     """
 
     def __init__(self, folder: Path, targets: str | list[dict[str, Any]] = (), rule_files: list[Path] = (),
                  alertmanager: str | None = None, interval: str = "1s", extra_args: list[str] | None = None,
-                 config: str | None = None):
-        binary = require_binary("prometheus")
+                 config: str | None = None, release: str = "debian"):
+        binary = release_binary("prometheus", release)
         folder.mkdir(parents=True, exist_ok=True)
         self.data = folder / "data"
         config_file = folder / "prometheus.yml"
@@ -208,11 +209,12 @@ class Alertmanager(Process):
     """A real Alertmanager on a free loopback port delivering to webhook_base with test timings.
 
     Alone by default; with cluster (its gossip address) and peers, a member of a cluster on loopback.
+    release: Debian's package or the pinned build (conftest.RELEASES).
     """
 
     def __init__(self, folder: Path, webhook_base: str, cluster: str | None = None, peers: list[str] = (),
-                 peer_timeout: str = "15s"):
-        binary = require_binary("prometheus-alertmanager")
+                 peer_timeout: str = "15s", release: str = "debian"):
+        binary = release_binary("alertmanager", release)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "alertmanager.yml"
         config.write_text(alertmanager_config(webhook_base))

@@ -9,11 +9,12 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, require_binary
+from conftest import RELEASES, REPO, release_binary
 from mixin.config import CONFIG
 
 ALERTING = REPO / "alerting"
 RULE_FILES = sorted((ALERTING / "rules").glob("*.yml"))
+TEST_FILES = sorted((ALERTING / "tests").glob("*_test.yml"))
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 
 
@@ -22,19 +23,25 @@ def alert_rules() -> list[dict]:
             for rule in group["rules"] if "alert" in rule]
 
 
-def test_promtool_check_rules_is_clean(promtool):
+@pytest.mark.parametrize("release", RELEASES)
+def test_promtool_check_rules_is_clean(release):
+    promtool = release_binary("promtool", release)
     result = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
 
 
-def test_promtool_unit_tests_pass(promtool):
-    tests = sorted((ALERTING / "tests").glob("*_test.yml"))
-    result = subprocess.run([promtool, "test", "rules", *map(str, tests)], capture_output=True, text=True,
-                            timeout=900, cwd=ALERTING / "tests")
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda path: path.stem)
+def test_promtool_unit_tests_pass(release, test_file):
+    """Each test file on Prometheus 2.42 and 3: 3's ranges are left-open, so a sample exactly on a window's
+    edge counts in 2.42 and not in 3 (the tests keep samples off the edges; docs/compatibility.md)."""
+    promtool = release_binary("promtool", release)
+    result = subprocess.run([promtool, "test", "rules", test_file.name], capture_output=True, text=True,
+                            timeout=300, cwd=ALERTING / "tests")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(tests)
+    assert "SUCCESS" in result.stdout
 
 
 @pytest.mark.unit
@@ -103,9 +110,11 @@ def test_every_number_comes_from_the_mixin_config(monkeypatch):
     assert "rag:alert_threshold" not in after
 
 
-@pytest.fixture(scope="module")
-def amtool() -> str:
-    return require_binary("amtool")
+@pytest.fixture(scope="module", params=RELEASES)
+def amtool(request) -> str:
+    """Debian's amtool (Alertmanager 0.25) and the pinned one: 0.27 and later parse matchers with the UTF-8
+    parser, which the config's matchers must pass too."""
+    return release_binary("amtool", request.param)
 
 
 def test_amtool_check_config(amtool):
@@ -151,12 +160,13 @@ def test_rules_are_what_the_mixin_generates():
     assert result.returncode == 0, result.stderr
 
 
-def test_the_ha_pair_differs_only_in_its_replica_label_and_drops_it_on_the_way_out(promtool):
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_ha_pair_differs_only_in_its_replica_label_and_drops_it_on_the_way_out(release):
     """deploy/ha: two identical servers but for `replica`, which (with grafana_url, a setting) never leaves them:
     not on alerts (Alertmanager would see two different alerts), not on remote_write (no de-duplication)."""
     paths = [REPO / "deploy" / "ha" / f"prometheus-{replica}.yml" for replica in "ab"]
-    result = subprocess.run([promtool, "check", "config", *map(str, paths)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([release_binary("promtool", release), "check", "config", *map(str, paths)],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     a, b = (yaml.safe_load(path.read_text()) for path in paths)
     assert (a["global"]["external_labels"]["replica"], b["global"]["external_labels"]["replica"]) == ("a", "b")
@@ -172,9 +182,10 @@ def test_the_ha_pair_differs_only_in_its_replica_label_and_drops_it_on_the_way_o
     assert all(set(CONFIG.deployment_labels) <= set(static["labels"]) for static in job["static_configs"])
 
 
-def test_compose_prometheus_config_is_valid(promtool):
-    result = subprocess.run([promtool, "check", "config", str(ALERTING / "prometheus.yml")], capture_output=True,
-                            text=True, timeout=60)
+@pytest.mark.parametrize("release", RELEASES)
+def test_compose_prometheus_config_is_valid(release):
+    result = subprocess.run([release_binary("promtool", release), "check", "config",
+                             str(ALERTING / "prometheus.yml")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((ALERTING / "prometheus.yml").read_text())
     assert [job["job_name"] for job in config["scrape_configs"]] == ["rag-analytics-exporter"]

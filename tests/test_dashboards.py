@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, scratch_database
+from conftest import RELEASES, REPO, release_binary, scratch_database
 from mixin.config import CONFIG
 from panels import (
     DASHBOARDS,
@@ -161,23 +161,26 @@ class Stacks:
     unlabelled: Prometheus  # B's first replica scraped with no deployment labels, as the demo does
 
 
-def build_blocks(histories: list[Path], data: Path) -> None:
+def build_blocks(histories: list[Path], data: Path, release: str) -> None:
     for history in histories:
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h",
-                        str(history), str(data)], check=True, capture_output=True, timeout=300)
+        subprocess.run([release_binary("promtool", release), "tsdb", "create-blocks-from", "openmetrics",
+                        "--max-block-duration=744h", str(history), str(data)], check=True, capture_output=True,
+                       timeout=300)
 
 
-@pytest.fixture(scope="module")
-def stacks(pg_server, tmp_path_factory):
+@pytest.fixture(scope="module", params=RELEASES)
+def stacks(pg_server, tmp_path_factory, request):
     """Each deployment's database with its own demo data, its exporters with 59 days of backfilled
-    history each, and the Prometheus servers (with the rules) described above."""
-    folder = tmp_path_factory.mktemp("dash")
+    history each, and the Prometheus servers (with the rules) described above: all of Debian's
+    Prometheus 2.42, or all of the pinned Prometheus 3 (conftest.RELEASES)."""
+    release = request.param
+    folder = tmp_path_factory.mktemp(f"dash-{release}")
     today = datetime.now(timezone.utc).date()
     rules = write_scaled_rules(folder / "rules", factor=300, windows=False)
     with contextlib.ExitStack() as stack:
         instances, histories, static_configs = {}, {}, []
         for name, labels in DEPLOYMENTS.items():
-            dsn = stack.enter_context(scratch_database(pg_server, f"dashboards_{name.lower()}"))
+            dsn = stack.enter_context(scratch_database(pg_server, f"dashboards_{release}_{name.lower()}"))
             init_db(dsn)
             seed(dsn, scale=DemoScale(days=60, chunks=3000), seed_value=SEEDS[name])
             config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=1,
@@ -200,8 +203,9 @@ def stacks(pg_server, tmp_path_factory):
                          target={"job": "rag-analytics-exporter", "instance": instances[name][0]})
 
         def prometheus(key: str, targets: list[dict], blocks: list[Path]) -> Prometheus:
-            build_blocks(blocks, folder / key / "data")
-            server = Prometheus(folder / key, targets, rules, extra_args=["--storage.tsdb.retention.time=400d"])
+            build_blocks(blocks, folder / key / "data", release)
+            server = Prometheus(folder / key, targets, rules, extra_args=["--storage.tsdb.retention.time=400d"],
+                                release=release)
             stack.callback(server.stop)
             return server
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import execute
+from conftest import RELEASES, execute
 from harness import WebhookSink
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
@@ -28,7 +28,8 @@ def notifications(sink: WebhookSink, alertname: str, status: str, **labels: str)
             and all(alert["labels"].get(k) == v for k, v in labels.items())]
 
 
-def test_alerts_reach_the_webhook_and_resolve(tmp_path):
+@pytest.mark.parametrize("release", RELEASES)
+def test_alerts_reach_the_webhook_and_resolve(tmp_path, release):
     postgres = ControlledPostgres(tmp_path / "pg")
     sink = WebhookSink("127.0.0.1", 0)
     started: list = []
@@ -39,10 +40,11 @@ def test_alerts_reach_the_webhook_and_resolve(tmp_path):
                         chunk_refresh_interval=2, max_data_age=30, statement_timeout=1, connect_timeout=1)
         exporter = start_exporter(config, password=None)
         started.append(exporter)
-        alertmanager = Alertmanager(tmp_path / "am", sink.url)
+        alertmanager = Alertmanager(tmp_path / "am", sink.url, release=release)
         started.append(alertmanager)
         rules = write_scaled_rules(tmp_path / "rules", factor=300, windows=False)
-        prometheus = Prometheus(tmp_path / "prom", f"127.0.0.1:{exporter.port}", rules, alertmanager.address)
+        prometheus = Prometheus(tmp_path / "prom", f"127.0.0.1:{exporter.port}", rules, alertmanager.address,
+                                release=release)
         started.append(prometheus)
 
         wait_for("the exporter scraped and up", lambda: prometheus.query("rag_exporter_up == 1"), 30)
