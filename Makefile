@@ -22,11 +22,10 @@ check: lint types
 	.venv/bin/python -m mixin --check
 
 # The tests marked `unit`: no PostgreSQL, promtool, Prometheus or other binary (tests/conftest.py
-# fails a unit test that reaches for one), on two workers as in ./scripts/test.
-# Arguments: make test-fast PYTEST_ARGS="-k config"
+# fails a unit test that reaches for one). Arguments: make test-fast PYTEST_ARGS="-k config"
 test-fast:
 	@basetemp=$$(mktemp -d "$${TMPDIR:-/tmp}/rag-fast.XXXXXX"); trap 'rm -rf "$$basetemp"' EXIT; \
-	.venv/bin/python -m pytest -m unit -q -n 2 --dist loadfile --basetemp="$$basetemp" $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -m unit -q --basetemp="$$basetemp" $(PYTEST_ARGS)
 
 # The benchmark (not a test): peers installed here, then bench/run.py prints the figures.
 # Arguments: make benchmark BENCH_ARGS="--chunks 100000 --sweep ''"
