@@ -158,10 +158,14 @@ def free_port() -> int:
     Taken below the kernel's ephemeral range: the port stays free between this check and the
     process binding it, since outgoing connections (Prometheus scraping, a client connecting)
     draw their local ports from that range only, and would otherwise take it now and then.
+    Under pytest-xdist each worker draws from its own residue class (worker n of k: 10000 + n + i k), so
+    two workers never pick the same port between one's check and its process binding it.
     """
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     while True:
-        port = random.randrange(10_000, low)
+        port = random.randrange(10_000 + worker, low, workers)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -185,3 +189,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if _unit_test_running and needs:
         pytest.fail(f"a test marked unit uses {', '.join(sorted(needs))}: unit tests (make test-fast) run no "
                     "external binary; drop the unit marker", pytrace=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with an end-to-end test first, each file's tests in their order.
+
+    scripts/test runs each file whole on one of two pytest-xdist workers, handing out files in this
+    order as workers free up (--no-loadscope-reorder): the longest files (the demo, the long-term
+    store, HA, 1-2.5 min each) start at once and the short ones fill in around them, instead of one
+    starting last and running alone. Any new file marked e2e is scheduled early the same way.
+    """
+    e2e_files = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in e2e_files)

@@ -178,7 +178,13 @@ class Prometheus(QueryAPI):
 
 
 class VictoriaMetrics(QueryAPI):
-    """Single-node VictoriaMetrics on a free loopback port: remote_write in, the Prometheus query API out."""
+    """Single-node VictoriaMetrics on a free loopback port: remote_write in, the Prometheus query API out.
+
+    Queries see samples LATENCY_OFFSET seconds old (-search.latencyOffset, 30 s by default and in
+    deploy/): a test that compares the newest samples waits that long, and 30 s of it was idle time.
+    """
+
+    LATENCY_OFFSET = 5
 
     def __init__(self, folder: Path, extra_args: list[str] | None = None):
         binary = require_binary("victoria-metrics", "run ./scripts/test, which installs Debian's victoria-metrics "
@@ -186,7 +192,8 @@ class VictoriaMetrics(QueryAPI):
         folder.mkdir(parents=True, exist_ok=True)
         self.address = f"127.0.0.1:{free_port()}"
         super().__init__([binary, f"-storageDataPath={folder / 'data'}", f"-httpListenAddr={self.address}",
-                          "-retentionPeriod=100y", *(extra_args or [])], folder / "log")
+                          "-retentionPeriod=100y", f"-search.latencyOffset={self.LATENCY_OFFSET}s",
+                          *(extra_args or [])], folder / "log")
         wait_for(f"VictoriaMetrics ready (log: {self.log})", lambda: _ready(f"http://{self.address}/health"), 30)
 
     @property

@@ -170,9 +170,10 @@ def test_one_notification_per_alert_through_losing_a_replica_a_prometheus_and_an
     # Both servers wrote every sample to the store as the same series (no replica label), and the store
     # keeps one sample per scrape interval (1 s here): about as many as one server holds, not twice.
     up = f'up{{instance="{targets[0][1]}"}}'
-    # 20 s of both servers' samples, which VictoriaMetrics shows after -search.latencyOffset (30 s), + 10 s.
-    time.sleep(max(0.0, scraping_since + 20 + 30 + 10 - time.time()))
-    at = time.time() - 40
+    # 20 s of both servers' samples, which VictoriaMetrics shows after -search.latencyOffset, + 10 s.
+    settled = VictoriaMetrics.LATENCY_OFFSET + 10
+    time.sleep(max(0.0, scraping_since + 20 + settled - time.time()))
+    at = time.time() - settled
     assert len(store.query('up{job="rag-analytics-exporter"}', at=at)) == 3, "one series per target, not per server"
     held = [float(server.query(f"count_over_time({up}[20s])", at=at)[0]["value"][1])
             for server in (prometheus["b"], store)]

@@ -34,10 +34,10 @@ pytestmark = pytest.mark.e2e
 
 LABELS = {"environment": "production", "rag_service": "support-bot"}
 JOB = "rag-analytics-exporter"
-# VictoriaMetrics holds back the newest samples from queries for -search.latencyOffset (30 s by
-# default), and Prometheus sends remote_write batches within 5 s: compare at an instant that both
-# have had this long to hold.
-SETTLED = 30 + 5 + 10
+# VictoriaMetrics holds back the newest samples from queries for -search.latencyOffset (the test's
+# store: 5 s), and Prometheus sends remote_write batches within 5 s: compare at an instant that both
+# have had this long to hold, with 10 s more for a loaded machine.
+SETTLED = VictoriaMetrics.LATENCY_OFFSET + 5 + 10
 LIVE_SPAN = 20  # seconds of live samples compared in 5 s steps
 # VictoriaMetrics keeps a value to about 15 significant digits: a Unix timestamp stored as a value (the exporter's
 # *_timestamp_seconds) came back up to 2.4 µs off (20,000 such values: relative error at most 1.4e-15). "Seconds

@@ -12,10 +12,12 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from conftest import execute, query
+from rag_analytics_exporter.anomaly import BASELINES
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database
 from rag_analytics_exporter.refresh import Refresher
+from rag_analytics_exporter.seed import ANOMALY_COMPONENT, ANOMALY_MODEL, ANOMALY_Z, DemoScale, seed
 
 TODAY = datetime.now(timezone.utc).date()
 YESTERDAY = TODAY - timedelta(days=1)
@@ -47,8 +49,11 @@ def test_init_db_twice_then_seed_demo(fresh_db):
     tables = {r[0] for r in query(fresh_db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables == {"latency_metrics", "token_usage_daily", "citation_daily", "chunk_retrieval_stats",
                       "feedback_daily", "feedback_tags_daily", "follow_up_patterns_daily"}
-    result = subprocess.run([*cli, "seed-demo", "--dsn", fresh_db, "--days", "40"], capture_output=True, text=True,
-                            timeout=120)
+    # Seeded and refreshed as of one instant: a run that crosses midnight would score another day.
+    now = time.time()
+    at = datetime.fromtimestamp(now, timezone.utc).isoformat()
+    result = subprocess.run([*cli, "seed-demo", "--dsn", fresh_db, "--days", "40", "--at", at], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert query(fresh_db, "SELECT count(DISTINCT date) FROM latency_metrics")[0][0] == 40
     # a second seed would overwrite real data: refused without --replace
@@ -56,13 +61,30 @@ def test_init_db_twice_then_seed_demo(fresh_db):
     assert again.returncode == 1
     assert "--replace" in again.stderr
 
-    refresher = make_refresher(fresh_db)
+    refresher = make_refresher(fresh_db, clock=lambda: now)
     refresher.refresh()
     assert sample(refresher, "rag_exporter_up") == 1.0
     assert sample(refresher, "rag_component_latency_zscore", {"component": "llm"}) > 6
     assert sample(refresher, "rag_model_tokens_zscore", {"model": "gpt-4o"}) > 6
     assert sample(refresher, "rag_component_error_ratio", {"component": "search"}) > 0.05
     assert sample(refresher, "rag_feedback_negative_ratio") > 0.2
+
+
+# Seeded as of a Monday to a Sunday (2026-12-07 is a Monday), mid-afternoon, and refreshed a minute later.
+# Before issue 29 gpt-4o's surge scored 5.6 in plain as of the Monday (yesterday a Sunday: under the
+# critical alert's 6) and 6.6 as of the Sunday.
+@pytest.mark.parametrize("weekday", range(7), ids=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+def test_the_demo_data_pages_its_zscores_in_every_mode_on_every_weekday(dsn, weekday):
+    at = datetime(2026, 12, 7 + weekday, 15, 9, tzinfo=timezone.utc)
+    seed(dsn, scale=DemoScale(days=60, chunks=100), at=at, anomalies_today=False, replace=True)
+    for mode in BASELINES:
+        refresher = make_refresher(dsn, clock=lambda: at.timestamp() + 60, baseline=mode)
+        refresher.refresh()
+        assert sample(refresher, "rag_exporter_up") == 1.0
+        latency = sample(refresher, "rag_component_latency_zscore", {"component": ANOMALY_COMPONENT})
+        tokens = sample(refresher, "rag_model_tokens_zscore", {"model": ANOMALY_MODEL})
+        assert latency is not None and latency >= ANOMALY_Z, (mode, latency)
+        assert tokens is not None and tokens >= ANOMALY_Z, (mode, tokens)
 
 
 def test_latency_row_in_ms_appears_in_seconds(dsn):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -11,6 +13,8 @@ import psycopg2
 import psycopg2.extensions
 
 from . import tables
+from .anomaly import BASELINES, score_day
+from .config import Config
 from .db import TABLES
 
 COMPONENTS = {  # mean stage time in ms and the log-normal spread of one request's time
@@ -46,6 +50,15 @@ PATTERNS = {  # share of requests that are this kind of follow-up, mean answer m
 _Z = {"p50": 0.0, "p90": 1.2815515655, "p95": 1.6448536270, "p99": 2.3263478740}
 
 ANOMALY_COMPONENT, ANOMALY_MODEL, ERROR_COMPONENT = "llm", "gpt-4o", "search"
+# Each seeded anomaly (llm's mean latency, gpt-4o's total tokens, search's error ratio, the negative share of
+# feedback) scores at least this z on yesterday in every anomaly.baseline mode, with Config's default lookback,
+# minimum days and spread floor: past the critical threshold (mixin/config.py: 6) by a third, whichever weekday
+# yesterday is and whatever the draw. Fixed multiples were not: a 4x token surge on a Saturday is 2.2 weekdays'
+# tokens, and plain scored it 5.7 (issue 29). tests/test_seed.py checks every weekday and mode.
+ANOMALY_Z = 8.0
+# At least these: multiples of the day's usual mean latency and calls, an error ratio and a negative share.
+LATENCY_SPIKE, TOKEN_SURGE, ERROR_BURST, NEGATIVE_SURGE = 2.2, 4, 0.12, 0.45
+_SCORING = Config()
 
 
 class TablesNotEmpty(Exception):
@@ -97,13 +110,16 @@ def generate(scale: DemoScale, seed: int, at: datetime, anomalies: bool, anomali
     rng = np.random.default_rng(seed)
     labels = _labels(scale)
     rows: dict[str, list[tuple]] = {t: [] for t in TABLES if t != tables.CHUNK_RETRIEVAL_STATS.name}
+    # The anomalies' series so far (mean latency in ms, total tokens, error ratio, negative share), which
+    # a whole surge day is made strong against.
+    history: _History = {"latency": {}, "tokens": {}, "errors": {}, "negative": {}}
     for day in _days(scale.days, at, anomalies, anomalies_today):
         requests = int(REQUESTS_PER_DAY * (0.55 if day.weekend else 1.0) * rng.normal(1.0, 0.05) * day.fraction)
-        rows["latency_metrics"] += _latency_rows(rng, day, requests)
-        rows["token_usage_daily"] += _token_rows(rng, day, requests, labels.models)
+        rows["latency_metrics"] += _latency_rows(rng, day, requests, history)
+        rows["token_usage_daily"] += _token_rows(rng, day, requests, labels.models, history["tokens"])
         rows["citation_daily"].append(_citation_row(rng, day, requests))
         feedback = int(requests * FEEDBACK_SHARE)
-        rows["feedback_daily"].append(_feedback_row(rng, day, feedback))
+        rows["feedback_daily"].append(_feedback_row(rng, day, feedback, history["negative"]))
         rows["feedback_tags_daily"] += _tag_rows(rng, day, feedback, labels.tags)
         rows["follow_up_patterns_daily"] += _pattern_rows(rng, day, requests, labels.patterns)
     return rows
@@ -129,15 +145,44 @@ def _days(count: int, at: datetime, anomalies: bool, anomalies_today: bool) -> l
     return [*days, _Day(today, today_fraction, anomalies and anomalies_today, at - timedelta(minutes=2))]
 
 
-def _latency_rows(rng: np.random.Generator, day: _Day, requests: int) -> list[tuple]:
-    """One row per component, and the total's: every stage's errors, the sum of the stages' means."""
+_History = dict[str, dict[date, float]]
+
+
+def at_least(series: Mapping[date, float], day: date, z: float = ANOMALY_Z) -> float:
+    """The smallest value of day that scores z against series' earlier days in every baseline mode (0 when
+    no mode has a baseline yet): every mode's centre plus z of its spread, neither of which depends on
+    the scored value."""
+    needed = 0.0
+    for mode in BASELINES:
+        score = score_day({**series, day: 0.0}, day, lookback_days=_SCORING.lookback_days,
+                          min_days=_SCORING.min_baseline_days, min_relative_spread=_SCORING.min_relative_spread,
+                          baseline=mode)
+        if score is not None:
+            needed = max(needed, score.center + z * score.spread)
+    return needed
+
+
+def _latency_rows(rng: np.random.Generator, day: _Day, requests: int, history: _History) -> list[tuple]:
+    """One row per component, and the total's: every stage's errors, the sum of the stages' means.
+
+    On a whole surge day, the anomaly component's mean and the error component's errors are at least
+    ANOMALY_Z against history."""
     rows, means, errors_by_stage = [], [], []
+    whole_surge = day.surge and day.fraction == 1.0
     for component, (mean_ms, sigma) in COMPONENTS.items():
         mean = mean_ms * (0.95 if day.weekend else 1.0) * rng.normal(1.0, 0.03)
         if day.surge and component == ANOMALY_COMPONENT:
-            mean *= 2.2
-        error_ratio = 0.12 if day.surge and component == ERROR_COMPONENT else BASE_ERROR_RATIO[component]
+            mean *= LATENCY_SPIKE
+            if whole_surge:
+                mean = max(mean, at_least(history["latency"], day.day))
+        error_ratio = ERROR_BURST if day.surge and component == ERROR_COMPONENT else BASE_ERROR_RATIO[component]
         errors = int(rng.binomial(requests, error_ratio))
+        if whole_surge and component == ERROR_COMPONENT:
+            errors = min(requests, max(errors, math.ceil(requests * at_least(history["errors"], day.day))))
+        if component == ANOMALY_COMPONENT:
+            history["latency"][day.day] = mean
+        if component == ERROR_COMPONENT and requests:
+            history["errors"][day.day] = errors / requests
         means.append(mean)
         errors_by_stage.append(errors)
         rows.append(latency_row(day.day, component, requests, errors, mean, sigma, day.updated))
@@ -145,15 +190,23 @@ def _latency_rows(rng: np.random.Generator, day: _Day, requests: int) -> list[tu
 
 
 def _token_rows(rng: np.random.Generator, day: _Day, requests: int,
-                models: dict[str, tuple[float, float, float]]) -> list[tuple]:
-    """One row per model; the anomaly model gets four times its calls on a surge day."""
+                models: dict[str, tuple[float, float, float]], history: dict[date, float]) -> list[tuple]:
+    """One row per model; the anomaly model gets TOKEN_SURGE times its calls on a surge day, and on a
+    whole one at least enough calls for ANOMALY_Z against history (its total tokens so far)."""
     rows = []
     for model, (share, prompt_price, completion_price) in models.items():
         calls = int(requests * share * rng.normal(1.0, 0.04))
+        prompt_per_call, completion_per_call = rng.normal(1800, 60), rng.normal(340, 20)
         if day.surge and model == ANOMALY_MODEL:
-            calls *= 4
-        prompt = int(calls * rng.normal(1800, 60))
-        completion = int(calls * rng.normal(340, 20))
+            calls *= TOKEN_SURGE
+            if day.fraction == 1.0:
+                # one call more than the quotient: int() below truncates each count
+                needed = math.ceil(at_least(history, day.day) / (prompt_per_call + completion_per_call)) + 1
+                calls = max(calls, needed)
+        prompt = int(calls * prompt_per_call)
+        completion = int(calls * completion_per_call)
+        if model == ANOMALY_MODEL:
+            history[day.day] = prompt + completion
         cost = round((prompt * prompt_price + completion * completion_price) / 1e6, 6)
         rows.append((day.day, model, calls, prompt, completion, prompt + completion, cost, day.updated))
     return rows
@@ -164,10 +217,15 @@ def _citation_row(rng: np.random.Generator, day: _Day, requests: int) -> tuple:
     return (day.day, sum(buckets), *buckets, day.updated)
 
 
-def _feedback_row(rng: np.random.Generator, day: _Day, feedback: int) -> tuple:
-    """Thumbs up and down; a surge day is 45 % negative (no draw, so the next tables' draws come earlier)."""
-    negative_share = 0.45 if day.surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
+def _feedback_row(rng: np.random.Generator, day: _Day, feedback: int, history: dict[date, float]) -> tuple:
+    """Thumbs up and down; a surge day is NEGATIVE_SURGE negative (no draw, so the next tables' draws come
+    earlier), and a whole one at least ANOMALY_Z against history (the negative shares so far)."""
+    negative_share = NEGATIVE_SURGE if day.surge else float(np.clip(rng.normal(0.11, 0.015), 0.05, 0.2))
     negative = int(feedback * negative_share)
+    if day.surge and day.fraction == 1.0:
+        negative = min(feedback, max(negative, math.ceil(feedback * at_least(history, day.day))))
+    if feedback:
+        history[day.day] = negative / feedback
     return (day.day, feedback - negative, negative, day.updated)
 
 
