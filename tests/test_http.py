@@ -324,9 +324,12 @@ def test_at_max_connections_the_oldest_connection_without_a_request_makes_room()
             client.send(get("/-/healthy"))
             head, body = client.response()
             assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n"
-        # Closed with its half head unread, so reset rather than ended.
-        with pytest.raises(ConnectionResetError):
-            stalled[0].recv(1)
+        # Closed: ended, or reset when the server had not yet read its half head off the socket (which of the
+        # two depends on how far the server's reader got, so either is the close).
+        try:
+            assert stalled[0].recv(1) == b"", "the oldest stalled connection is closed"
+        except ConnectionResetError:
+            pass
         assert server.stats.evicted == {"reading": 1}
         stalled[-1].sendall(b"\r\n")  # the newest finishes its head and is answered
         assert stalled[-1].recv(100).startswith(b"HTTP/1.1 200")
