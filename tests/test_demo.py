@@ -241,7 +241,9 @@ def test_ctrl_c_while_the_demo_starts_is_one_line(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "rag_analytics_exporter.cli", "demo", "--dir",
                                 str(tmp_path / "demo"), "--port", str(free_port()), "--prometheus-port",
                                 str(free_port()), "--alertmanager-port", str(free_port())],
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
+                               # as from a terminal: an xdist worker ignores SIGINT, and a child inherits that
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for("the backfill", lambda: "==> backfilling" in log.read_text(), 120)
     finally:

@@ -147,7 +147,7 @@ class Refresher:
         return fresh
 
     def _log_corrections(self, corrections: list[Correction], now: float) -> None:
-        """One line per table at most every CORRECTION_LOG_SECONDS; rag_exporter_counter_corrections_total
+        """One line per table at most every CORRECTION_LOG_SECONDS; rag_exporter_source_corrections_total
         has every amount."""
         for correction in corrections:
             table = correction.table
