@@ -25,11 +25,10 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from types import MappingProxyType
-from typing import Any
+from datetime import date, timedelta
 
 from . import tables
+from .frozen import frozen_mapping, midnight_utc
 
 Series = tuple[str, tuple[str, ...]]  # (family name, label values)
 
@@ -96,10 +95,6 @@ TABLES = tuple(dict.fromkeys(spec.table for spec in SPECS))
 _BY_TABLE = {table: tuple(s for s in SPECS if s.table == table) for table in TABLES}
 
 
-def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
-    return MappingProxyType(dict(mapping))
-
-
 @dataclass(frozen=True)
 class Correction:
     """A running total that went down between two writes: the counter held."""
@@ -115,21 +110,17 @@ class Correction:
 class Counters:
     """Every counter's value, and what the next refresh needs to advance them."""
 
-    values: Mapping[Series, float] = field(default_factory=lambda: _frozen({}))
-    created: Mapping[Series, float] = field(default_factory=lambda: _frozen({}))
+    values: Mapping[Series, float] = field(default_factory=lambda: frozen_mapping({}))
+    created: Mapping[Series, float] = field(default_factory=lambda: frozen_mapping({}))
     # Amounts of series first published this refresh (at 0), added at the next.
-    pending: Mapping[Series, float] = field(default_factory=lambda: _frozen({}))
+    pending: Mapping[Series, float] = field(default_factory=lambda: frozen_mapping({}))
     # (table, day, key) -> (its labels for the day, the last value seen of each quantity)
     seen: Mapping[tuple[str, date, str], tuple[tuple[str, ...], Mapping[str, float]]] = field(
-        default_factory=lambda: _frozen({}))
+        default_factory=lambda: frozen_mapping({}))
     baselined: frozenset[str] = frozenset()  # tables whose first read since start is taken
     corrections: Mapping[tuple[str, str], float] = field(  # (table, counter) -> amount held back
-        default_factory=lambda: _frozen({(spec.table, spec.name): 0.0 for spec in SPECS}))
+        default_factory=lambda: frozen_mapping({(spec.table, spec.name): 0.0 for spec in SPECS}))
     today: date | None = None  # the newest day a refresh ran on: a clock stepping back does not reopen days
-
-
-def _midnight(day: date) -> float:
-    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc).timestamp()
 
 
 def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: date, now: float
@@ -149,7 +140,7 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
     corrections = dict(state.corrections)
     found: list[Correction] = []
     oldest = today - timedelta(days=1)
-    yesterday_closed = now >= _midnight(today) + LATE_WRITE_SECONDS
+    yesterday_closed = now >= midnight_utc(today) + LATE_WRITE_SECONDS
 
     def add(series: Series, amount: float) -> None:
         if series in values and series not in pending:
@@ -191,7 +182,7 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
                     found.append(Correction(table, spec.name, row.day, row.key, -change))
                 elif change > 0 or series not in values:
                     add(series, change)
-            seen[(table, row.day, row.key)] = (labels, _frozen(latest))
+            seen[(table, row.day, row.key)] = (labels, frozen_mapping(latest))
     seen = {k: v for k, v in seen.items() if k[1] >= oldest}
     # A series no row of today or yesterday feeds any more (a model gone for two days) is dropped, so the
     # exposition does not grow with every label a process has ever seen.
@@ -199,8 +190,8 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
             for spec in _BY_TABLE[table]}
     live |= set(pending)
     return Counters(
-        values=_frozen({k: v for k, v in values.items() if k in live}),
-        created=_frozen({k: v for k, v in created.items() if k in live}), pending=_frozen(pending),
-        seen=_frozen(seen), baselined=state.baselined | frozenset(observed), corrections=_frozen(corrections),
-        today=today,
+        values=frozen_mapping({k: v for k, v in values.items() if k in live}),
+        created=frozen_mapping({k: v for k, v in created.items() if k in live}), pending=frozen_mapping(pending),
+        seen=frozen_mapping(seen), baselined=state.baselined | frozenset(observed),
+        corrections=frozen_mapping(corrections), today=today,
     ), found

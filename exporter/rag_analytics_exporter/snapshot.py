@@ -9,25 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
 
 from . import tables
 from .anomaly import Score
 from .config import Config
 from .counters import Counters, Running
+from .frozen import frozen_mapping, midnight_utc  # noqa: F401 (builders and collectors take them from here)
 
 T = TypeVar("T")
-
-
-def midnight_utc(day: date) -> float:
-    """Unix seconds of 00:00 UTC on day (how the exporter publishes dates)."""
-    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc).timestamp()
-
-
-def frozen_mapping(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
-    """A read-only copy, so a snapshot cannot be changed after it is built."""
-    return MappingProxyType(dict(mapping))
 
 
 @dataclass(frozen=True)
