@@ -195,3 +195,8 @@ def test_rows_of_one_day_and_key_reach_the_counters_summed():
     read = TableRead(LATENCY_METRICS.name, LATENCY_METRICS.read_columns, rows, TODAY, None)
     [running] = build_latency(read, 0.0, TODAY, Config(dsn="")).running
     assert running.values == {"request_count": 150, "error_count": 1, "stage_seconds": pytest.approx(2.0)}
+
+
+def test_a_table_no_counter_reads_is_passed_over():
+    state, _ = run({LATENCY: [llm(TODAY, 1)], "feedback_tags_daily": [Running(TODAY, "x", ("x",), {"n": 1.0})]})
+    assert state.baselined == {LATENCY} and state.values[REQUESTS] == 0

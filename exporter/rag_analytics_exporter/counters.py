@@ -125,7 +125,8 @@ class Counters:
 
 def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: date, now: float
             ) -> tuple[Counters, list[Correction]]:
-    """The counters after the rows read by one refresh (only the tables it read), and the corrections seen.
+    """The counters after the rows read by one refresh (only the tables it read; a table no counter reads is
+    passed over), and the corrections seen.
 
     Yesterday's rows count until an hour after midnight (the ETL's last run of the day); later changes
     to them are a re-run of a closed day, not traffic of now, and are not counted. Older rows never are.
@@ -151,6 +152,8 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
             pending[series] += amount
 
     for table, rows in observed.items():
+        if table not in _BY_TABLE:
+            continue
         baseline = table not in state.baselined
         for row in rows:
             if row.day < oldest:
@@ -192,6 +195,6 @@ def advance(state: Counters, observed: Mapping[str, Iterable[Running]], today: d
     return Counters(
         values=frozen_mapping({k: v for k, v in values.items() if k in live}),
         created=frozen_mapping({k: v for k, v in created.items() if k in live}), pending=frozen_mapping(pending),
-        seen=frozen_mapping(seen), baselined=state.baselined | frozenset(observed),
+        seen=frozen_mapping(seen), baselined=state.baselined | (frozenset(observed) & frozenset(TABLES)),
         corrections=frozen_mapping(corrections), today=today,
     ), found

@@ -15,7 +15,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .builders import DAILY_BUILDERS, build_chunks
 from .config import Config
-from .counters import TABLES as COUNTED_TABLES
 from .counters import Correction, advance
 from .db import DAILY_TABLES, ChunkRead, Database, DatabaseRead, DatabaseUnavailable, QueryFailed, TableRead
 from .dberrors import first_line
@@ -94,8 +93,8 @@ class Refresher:
             draft.clock_offset = read.clock_offset_seconds
             fresh = self._record_reads(read.tables, started, today, draft)
             self._record_chunks(read.chunks, started, draft)
-            counters, corrections = advance(counters, {table: section.running for table, section in fresh.items()
-                                                       if table in _COUNTED}, today, started)
+            running = {table: section.running for table, section in fresh.items()}
+            counters, corrections = advance(counters, running, today, started)
             self._log_corrections(corrections, started)
         finished = self._clock()
         self._snapshot = Snapshot(sections=frozen_mapping(draft.sections),
@@ -237,9 +236,6 @@ class _Draft:
     table_up: dict[str, bool]
     ok: bool = True  # every table tried was read
     clock_offset: float | None = None
-
-
-_COUNTED = frozenset(COUNTED_TABLES)
 
 
 def _build(table: str, read: Any, build: Callable[..., Section[Any]], *args: Any) -> Section[Any] | QueryFailed:
