@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import re
 import socket
+import ssl
 import threading
 import time
 
@@ -16,7 +17,8 @@ from rag_analytics_exporter.exposition import Exposition
 from rag_analytics_exporter.http import connection as connection_module
 from rag_analytics_exporter.http.connection import Connection
 from rag_analytics_exporter.http.request import accepts, path_of
-from rag_analytics_exporter.http.server import serve_in_thread
+from rag_analytics_exporter.http.response import error
+from rag_analytics_exporter.http.server import HttpServer, serve_in_thread
 from rag_analytics_exporter.routes import metrics_server
 from rag_analytics_exporter.snapshot import empty_snapshot
 
@@ -337,3 +339,26 @@ def test_at_max_connections_the_oldest_connection_without_a_request_makes_room()
         for sock in stalled:
             sock.close()
         server.stop(2.0)
+
+
+# A SIGHUP that turns TLS off lands between the accept of a TLS connection and the start of its
+# handshake: the handshake goes on with the context the connection was accepted under.
+def test_a_reload_between_accept_and_handshake_keeps_the_accepted_tls_context():
+    server = HttpServer(("127.0.0.1", 0), lambda *_: error(404), tls=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    client = socket.create_connection(server.server_address, timeout=5)
+    client.close()  # the handshake then ends at once, on the end of the stream
+
+    async def accept_then_reload() -> None:
+        # One callback, as the loop runs them: the accept, then the reload, before the handshake starts.
+        assert server._accept_one()
+        server.reconfigure(tls=None, headers={}, authorize=None)
+        handshakes = list(server._handshakes)
+        await asyncio.wait(handshakes, timeout=5)
+        assert [task.exception() for task in handshakes] == [None]
+
+    try:
+        server.loop.run_until_complete(accept_then_reload())
+        assert server.stats.refused["tls_handshake"] == 1
+    finally:
+        server.socket.close()
+        server.loop.close()
