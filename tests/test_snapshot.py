@@ -11,16 +11,15 @@ from prometheus_client.exposition import generate_latest
 
 from rag_analytics_exporter.builders import (
     DAILY_BUILDERS,
-    OTHER,
     build_chunks,
     build_citations,
     build_feedback,
     build_latency,
-    rank_labels,
 )
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import ChunkRead, TableRead
+from rag_analytics_exporter.series import OTHER, rank_labels
 from rag_analytics_exporter.snapshot import Health, Snapshot, frozen_mapping
 
 pytestmark = pytest.mark.unit

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from .anomaly import Score, score_day
+from .anomaly import Score
 from .config import Config
 from .counters import LATE_WRITE_SECONDS, Running
 from .db import ChunkRead, TableRead
 from .queries import CHUNK_BUCKET_REASONS
+from .series import SCORED, Row, daily_series, labels, score_all, weighted_mean
 from .snapshot import (
     CITATIONS,
     FEEDBACK,
@@ -36,45 +36,21 @@ from .snapshot import (
     frozen_mapping,
     midnight_utc,
 )
-from .tables import CHUNK_RETRIEVAL_STATS
+from .tables import CHUNK_RETRIEVAL_STATS, LATENCY_METRICS, TOKEN_USAGE_DAILY
 from .validate import clean_label, validate_rows
 
-OTHER = "other"
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
 _STATISTIC_COLUMNS = {"mean": "avg_time_s", "p50": "p50_time_s", "p90": "p90_time_s", "p95": "p95_time_s",
                       "p99": "p99_time_s"}
 _USAGE_SUMS = ("request_count", "prompt_tokens", "completion_tokens", "total_tokens", "estimated_cost_usd")
 RELEVANCE_BUCKETS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
 
-Row = dict[str, Any]  # a validated row, keyed by validate.output_name(column)
 K = TypeVar("K", bound=Hashable)
 D = TypeVar("D")
 
 
-def rank_labels(totals: Mapping[str, float], limit: int) -> dict[str, str]:
-    """Map each key to itself if it is among the top `limit` by total, else to 'other'."""
-    ordered = sorted(totals, key=lambda k: (-totals[k], k))
-    keep = set(ordered[:limit])
-    return {k: (k if k in keep else OTHER) for k in ordered}
-
-
 def _timestamp(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
-
-
-def _weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
-    used = [(value, w) for value, w in pairs if value is not None and w > 0]
-    total = weight = 0.0
-    for value, w in used:
-        total += value * w
-        weight += w
-    if weight <= 0:
-        return None
-    if math.isinf(total):
-        # Finite values whose products overflow (1e303 s x 1e6 requests): weigh by shares instead,
-        # which cannot exceed the largest value. Only then, so usual values keep their exact bits.
-        return sum(value * (w / weight) for value, w in used)
-    return total / weight
 
 
 def day_finished(read: TableRead, day: date) -> bool:
@@ -134,10 +110,7 @@ def _ranked(read: TableRead, today: date, key: str, volume: Callable[[Row], floa
     rows, rejected = validate_rows(read.columns, read.rows, today)
     if newest_only:
         rows = _newest(rows, read)
-    totals: dict[str, float] = defaultdict(float)
-    for row in rows:
-        totals[row[key]] += volume(row)
-    return rows, rejected, rank_labels(totals, limit)
+    return rows, rejected, labels(rows, key, volume, limit)
 
 
 def _grouped(rows: Iterable[Row], by: Callable[[Row], K]) -> dict[K, list[Row]]:
@@ -153,16 +126,15 @@ def _scored(read: TableRead, series: Mapping[str, Mapping[date, float]], today: 
     """Yesterday, whether the ETL has finished it, and its scores: none until it has."""
     scored_day = today - timedelta(days=1)
     complete = day_finished(read, scored_day)
-    return scored_day, complete, _score_all(series, scored_day, config) if complete else frozen_mapping({})
+    return scored_day, complete, score_all(series, scored_day, config) if complete else frozen_mapping({})
 
 
 def build_latency(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section[LatencyData]:
     """latency_metrics: the newest day per component, and yesterday's z-score of mean latency."""
-    rows, rejected, label = _ranked(read, today, "component", lambda row: row["request_count"],
-                                    config.max_components)
+    scored = SCORED[LATENCY_METRICS.name]
+    rows, rejected, label = _ranked(read, today, scored.key, scored.volume, scored.limit(config))
     groups = _grouped(rows, lambda row: (row["date"], label[row["component"]]))
     components = []
-    series: dict[str, dict[date, float]] = defaultdict(dict)
     period_start = today - timedelta(days=config.slo_period_days - 1)
     period: dict[str, tuple[float, float]] = {}
     for (day, component), members in sorted(groups.items()):
@@ -170,11 +142,9 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
             requests, errors = period.get(component, (0.0, 0.0))
             period[component] = (requests + sum(m["request_count"] for m in members),
                                  errors + sum(m["error_count"] for m in members))
-        mean = _weighted_mean((m["avg_time_s"], m["request_count"]) for m in members)
-        if mean is not None:
-            series[component][day] = mean
         if day != read.newest_date:
             continue
+        mean = weighted_mean((m["avg_time_s"], m["request_count"]) for m in members)
         stats: dict[str, float] = {}
         if mean is not None:
             stats["mean"] = mean
@@ -189,7 +159,7 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
             errors=sum(m["error_count"] for m in members),
             latency_seconds=frozen_mapping(stats),
         ))
-    scored_day, complete, anomalies = _scored(read, series, today, config)
+    scored_day, complete, anomalies = _scored(read, daily_series(rows, label, scored), today, config)
     running = _running(rows, today, lambda row: row["component"], lambda row: (label[row["component"]],),
                        lambda row: {"request_count": row["request_count"], "error_count": row["error_count"],
                                     "stage_seconds": _stage_seconds(row)})
@@ -200,32 +170,21 @@ def build_latency(read: TableRead, confirmed_at: float, today: date, config: Con
 
 def build_usage(read: TableRead, confirmed_at: float, today: date, config: Config) -> Section[UsageData]:
     """token_usage_daily: the newest day per model, and yesterday's z-score of total tokens."""
-    rows, rejected, label = _ranked(read, today, "model_name", lambda row: row["total_tokens"], config.max_models)
+    scored = SCORED[TOKEN_USAGE_DAILY.name]
+    rows, rejected, label = _ranked(read, today, scored.key, scored.volume, scored.limit(config))
     groups = _grouped(rows, lambda row: (row["date"], label[row["model_name"]]))
     models = []
-    series: dict[str, dict[date, float]] = defaultdict(dict)
     for (day, model), members in sorted(groups.items()):
-        s = {column: sum(m[column] for m in members) for column in _USAGE_SUMS}
-        series[model][day] = s["total_tokens"]
         if day == read.newest_date:
+            s = {column: sum(m[column] for m in members) for column in _USAGE_SUMS}
             budget = config.model_daily_cost_budget_usd.get(model, config.default_daily_cost_budget_usd)
             models.append(ModelDay(model=model, requests=s["request_count"], prompt_tokens=s["prompt_tokens"],
                                    completion_tokens=s["completion_tokens"], cost_usd=s["estimated_cost_usd"],
                                    cost_budget_usd=budget))
-    scored_day, complete, anomalies = _scored(read, series, today, config)
+    scored_day, complete, anomalies = _scored(read, daily_series(rows, label, scored), today, config)
     running = _running(rows, today, lambda row: row["model_name"], lambda row: (label[row["model_name"]],),
                        lambda row: {q: row[q] for q in ("prompt_tokens", "completion_tokens", "estimated_cost_usd")})
     return _section(read, confirmed_at, rejected, UsageData(tuple(models), scored_day, anomalies, complete), running)
-
-
-def _score_all(series: Mapping[str, Mapping[date, float]], day: date, config: Config) -> Mapping[str, Score]:
-    scores: dict[str, Score] = {}
-    for key, values in series.items():
-        score = score_day(values, day, lookback_days=config.lookback_days, min_days=config.min_baseline_days,
-                          min_relative_spread=config.min_relative_spread, baseline=config.baseline)
-        if score is not None:
-            scores[key] = score
-    return frozen_mapping(scores)
 
 
 def build_citations(read: TableRead, confirmed_at: float, today: date, config: Config
@@ -284,7 +243,7 @@ def build_patterns(read: TableRead, confirmed_at: float, today: date, config: Co
         PatternDay(
             pattern=pattern,
             frequency=sum(m["frequency"] for m in members),
-            mean_response_seconds=_weighted_mean((m["avg_response_time_s"], m["frequency"]) for m in members),
+            mean_response_seconds=weighted_mean((m["avg_response_time_s"], m["frequency"]) for m in members),
             feedback=sum(m["feedback_count"] for m in members),
             positive_feedback=sum(m["positive_feedback_count"] for m in members),
         )
