@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import psycopg2
+import psycopg2.extras
 import pytest
 
 from mixin.config import CONFIG
@@ -20,7 +22,7 @@ from rag_analytics_exporter.backtest import (
     recommend,
     replay,
     summarize,
-    table_windows,
+    windows,
 )
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database, stream_days
@@ -93,11 +95,11 @@ def test_recommendation_misses_fewest_agreed_days_then_fewest_alerts():
 
 @pytest.mark.unit
 def test_each_day_is_scored_by_the_next_days_refresh_and_the_last_is_not():
-    windows = list(table_windows(latency_stream([100.0] * 5), "latency_metrics", lookback_days=2))
-    assert [today for today, _ in windows] == [day(i) for i in range(1, 5)]
-    _, read = windows[-1]
-    # The lookback (2 days) + the scored day + today: what a refresh reads.
-    assert read.newest_date == day(4) and sorted({row[0] for row in read.rows}) == [day(1), day(2), day(3), day(4)]
+    read = list(windows(latency_stream([100.0] * 5), days_read=3))
+    assert [today for today, _, _ in read] == [day(i) for i in range(1, 5)]
+    _, newest, days = read[-1]
+    # The lookback (2 days) + the scored day + today: what a refresh reads (Config.days_read 3, and today).
+    assert newest == day(4) and [d for d, _ in days] == [day(1), day(2), day(3), day(4)]
 
 
 @pytest.mark.unit
@@ -179,3 +181,42 @@ def test_bad_options_exit_2(seeded, capsys):
     assert exit_info.value.code == 2 and "'0' is not a number of days of at least 1" in capsys.readouterr().err
     assert cli.main(["backtest", "--dsn", seeded, "--warning", "6", "--critical", "3"]) == 2
     assert "the warning below the critical" in capsys.readouterr().err
+
+
+def test_every_days_scores_are_those_a_refresh_on_the_next_day_served_with_a_moving_top_n(dsn):
+    """Three components under limits.components 2, whose ranks cross mid-history, so that which one is 'other'
+    changes; and an SLO period longer than the lookback, so that a refresh ranks over more days than the scores
+    read. Every day's replayed score, in every mode, is the one a refresh pinned to the next day served."""
+    start, days = date(2026, 3, 2), 50
+    rows = []
+    for i in range(days):
+        d = start + timedelta(days=i)
+        wobble = 1 + 0.05 * float(np.sin(i * 1.7))
+        for name, requests, mean in (("a", 3000 - 50 * i, 100 * wobble), ("b", 2000, 80 / wobble),
+                                     ("c", 500 + 60 * i, 150 * wobble ** 2)):
+            rows.append(latency_row(d, name, requests, 1, mean, 0.4, datetime.combine(d, datetime.min.time(),
+                                                                                         timezone.utc)))
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        psycopg2.extras.execute_values(cur, "INSERT INTO latency_metrics VALUES %s", rows)
+    base = Config(dsn=dsn, max_components=2, lookback_days=10, min_baseline_days=5, slo_period_days=40)
+    try:
+        streams = {"latency_metrics": stream_days(conn, "latency_metrics", date.min, start + timedelta(days=days))}
+        replayed = replay(streams, base)
+    finally:
+        conn.close()
+    compared = 0
+    for mode in BASELINES:
+        for i in range(1, days):
+            noon = datetime.combine(start + timedelta(days=i), datetime.min.time(), timezone.utc) + timedelta(hours=12)
+            refresher = Refresher(Database(dsn, password=None, application_name="t", connect_timeout=2,
+                                           statement_timeout=5, lock_timeout=1), replace(base, baseline=mode),
+                                  clock=noon.timestamp)
+            refresher.refresh()
+            data = refresher.snapshot.sections["latency_metrics"].data
+            live = {f"component={k}": s.zscore for k, s in data.anomalies.items() if s.zscore is not None}
+            scored = {series: by_day[data.scored_day] for series, by_day in replayed[mode].items()
+                      if data.scored_day in by_day}
+            assert scored == pytest.approx(live, rel=1e-12), (mode, data.scored_day)
+            compared += len(live)
+    assert compared > 100  # most days are scored

@@ -1,11 +1,14 @@
 """The daily z-score alerts replayed on the tables' history, in every baseline mode, and which mode fits it.
 
-Each past day is scored as the exporter scored it then: the builder of its table (builders.build_latency,
-build_usage) is run on the rows a refresh on the next day would have read, with anomaly.baseline set to
-each mode in turn, so labels, top-N capping, the finished-day rule and score_day cannot differ from the
-live rag_*_zscore series. The alerts are those of alerting/rules/anomalies.yml: high and low side, a
-warning beyond +-warning and a critical beyond +-critical (mixin/config.py's zscore_warning and
-zscore_critical). Pure but for history(), which reads the rows: rows in, plain values out.
+Each past day is scored as the exporter scored it then: the rows a refresh on the next day would have read
+become series by the builders' own definition (series.py: validation, top-N labels, each day's value), the
+finished-day rule is builders.day_finished, and series.score_all scores them with anomaly.baseline set to
+each mode in turn, so nothing can differ from the live rag_*_zscore series. Each day's rows are validated
+once and each window's series built once for the three modes.
+
+The alerts are those of alerting/rules/anomalies.yml: high and low side, a warning beyond +-warning and a
+critical beyond +-critical (mixin/config.py's zscore_warning and zscore_critical). Pure but for history(), which
+reads the rows: rows in, plain values out.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 
 from .anomaly import BASELINES
-from .builders import DAILY_BUILDERS
+from .builders import day_finished
 from .config import Config
 from .db import TableRead, columns_of, stream_days, unreadable_tables
-from .snapshot import midnight_utc
+from .series import SCORED, Row, daily_series, labels, score_all
 from .tables import LATENCY_METRICS, TOKEN_USAGE_DAILY
+from .validate import validate_rows
+
+T = TypeVar("T")
 
 # Table -> (the alert names' prefix, the label that names a series), as in mixin/rules.py's anomalies().
 SUBJECTS = {LATENCY_METRICS.name: ("RagComponentLatency", "component"),
@@ -74,11 +80,11 @@ class Backtest:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
-def table_windows(stream: Iterable[tuple[date, list[tuple[Any, ...]]]], table: str, lookback_days: int,
-                  first_today: date | None = None) -> Iterator[tuple[date, TableRead]]:
-    """(today, the read a refresh on today makes) for every day from the stream's second day (or first_today)
-    to its last: the lookback window and today's rows, as db.Database.read reads a scored table."""
-    window: deque[tuple[date, list[tuple[Any, ...]]]] = deque()
+def windows(stream: Iterable[tuple[date, list[T]]], days_read: int, first_today: date | None = None
+            ) -> Iterator[tuple[date, date, list[tuple[date, list[T]]]]]:
+    """(today, the newest day read, the days read) for every day from the stream's second day (or first_today)
+    to its last: the days_read days before today and today, as db.Database.read reads a daily table."""
+    window: deque[tuple[date, list[T]]] = deque()
     stream = iter(stream)
     ahead = next(stream, None)
     if ahead is None:
@@ -88,15 +94,22 @@ def table_windows(stream: Iterable[tuple[date, list[tuple[Any, ...]]]], table: s
         while ahead is not None and ahead[0] <= today:
             window.append(ahead)
             ahead = next(stream, None)
-        while window and window[0][0] < today - timedelta(days=lookback_days + 1):
+        while window and window[0][0] < today - timedelta(days=days_read):
             window.popleft()
         if window:
-            rows = tuple(row for _, day_rows in window for row in day_rows)
-            yield today, TableRead(table=table, columns=columns_of(table), rows=rows, newest_date=window[-1][0],
-                                   updated_at=None)
+            yield today, window[-1][0], list(window)
         if ahead is None:  # no later rows: the days from here on are never finished
             return
         today += timedelta(days=1)
+
+
+def _validated(stream: Iterable[tuple[date, list[tuple[Any, ...]]]], table: str
+               ) -> Iterator[tuple[date, list[Row]]]:
+    """Each day's valid rows, validated once: a row of a day is valid on every later day too (only a date
+    after today is ever rejected for the day), so every window that holds the day can share them."""
+    columns = columns_of(table)
+    for day, rows in stream:
+        yield day, validate_rows(columns, rows, day)[0]
 
 
 def replay(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], config: Config,
@@ -105,20 +118,25 @@ def replay(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], 
     """mode -> series -> scored day -> z-score, for each table in streams that has a z-score alert.
 
     A day is scored by the refresh of the day after it, once the table holds rows of a later day
-    (builders.day_finished); days outside first_scored..last_scored are read as baseline only."""
+    (builders.day_finished), on the series that refresh builds (series.daily_series of the rows it reads,
+    labelled by their top-N); days outside first_scored..last_scored are read as baseline only."""
     scores: dict[str, dict[str, dict[date, float]]] = {mode: {} for mode in BASELINES}
     modes = {mode: replace(config, baseline=mode) for mode in BASELINES}
     first_today = first_scored + timedelta(days=1) if first_scored else None
     for table, stream in streams.items():
-        label = SUBJECTS[table][1]
-        for today, read in table_windows(stream, table, config.lookback_days, first_today):
-            if last_scored is not None and today - timedelta(days=1) > last_scored:
+        name, scored = SUBJECTS[table][1], SCORED[table]
+        for today, newest, days in windows(_validated(stream, table), config.days_read, first_today):
+            scored_day = today - timedelta(days=1)
+            if last_scored is not None and scored_day > last_scored:
                 break
+            if not day_finished(TableRead(table, (), (), newest_date=newest, updated_at=None), scored_day):
+                continue
+            rows = [row for _, day_rows in days for row in day_rows]
+            series = daily_series(rows, labels(rows, scored.key, scored.volume, scored.limit(config)), scored)
             for mode, mode_config in modes.items():
-                data = DAILY_BUILDERS[table](read, midnight_utc(today), today, mode_config).data
-                for key, score in data.anomalies.items():
+                for key, score in score_all(series, scored_day, mode_config).items():
                     if score.zscore is not None:
-                        scores[mode].setdefault(f"{label}={key}", {})[data.scored_day] = score.zscore
+                        scores[mode].setdefault(f"{name}={key}", {})[scored_day] = score.zscore
     return scores
 
 
@@ -230,8 +248,8 @@ def history(dsn: str, password: str | None, config: Config, warning: float, crit
     """The backtest of the last `days` days before today (None: all the tables hold), read in one read-only
     transaction; and the scored tables that could not be read, each with why (their alerts are left out)."""
     first = today - timedelta(days=days) if days else None
-    # Scored days need their lookback before them.
-    since = first - timedelta(days=config.lookback_days + 1) if first else date.min
+    # The first scored day is scored by the refresh of the day after it, which reads days_read days back.
+    since = first + timedelta(days=1) - timedelta(days=config.days_read) if first else date.min
     conn = psycopg2.connect(dsn, password=password, application_name=config.application_name + " backtest")
     try:
         conn.set_session(readonly=True, isolation_level="REPEATABLE READ")

@@ -152,6 +152,12 @@ class Config:
     default_daily_cost_budget_usd: float | None = None
     model_daily_cost_budget_usd: Mapping[str, float] = field(default_factory=dict)
 
+    @property
+    def days_read(self) -> int:
+        """The days before today a refresh reads of a daily table: the anomaly baseline's and the scored day,
+        and the SLO period's for its exact error budget. Top-N labels rank over all of them."""
+        return max(self.lookback_days + 1, self.slo_period_days - 1)
+
 
 # (section, key) -> (Config field, parser). The YAML layout and the environment
 # names (RAG_EXPORTER_<SECTION>_<KEY>) both come from this one table.

@@ -110,8 +110,7 @@ class Refresher:
 
     def _read(self, started: float, today: date) -> DatabaseRead:
         """One read of the database: the daily tables over the days they need, the chunk table when due."""
-        # The anomaly baseline's days, and the SLO period's for its exact error budget.
-        since = today - timedelta(days=max(self._config.lookback_days + 1, self._config.slo_period_days - 1))
+        since = today - timedelta(days=self._config.days_read)
         # Slack of a tenth of the interval keeps a chunk read due on the tick it is meant for.
         chunks_due = (self._last_chunk_read is None or started - self._last_chunk_read
                       >= self._config.chunk_refresh_interval - self._config.refresh_interval / 10)
