@@ -177,7 +177,7 @@ def test_without_a_usable_rhythm_the_weekday_baseline_is_the_plain_one(series):
     assert score_day(series, MONDAY, baseline="weekday", **args) == score_day(series, MONDAY, baseline="plain", **args)
 
 
-# The robust baseline (anomaly.robust_score). Weekday-only series have no weekend days, so no
+# The robust baseline (robust.robust_score). Weekday-only series have no weekend days, so no
 # rhythm can be estimated and the figures stay hand-computable.
 def weekdays_only(values: list[float], before: date = MONDAY) -> dict[date, float]:
     """values[0] on the last weekday before `before`, values[1] on the one before, and so on."""

@@ -111,6 +111,6 @@ def test_the_architecture_page_names_every_module():
 
 
 def test_the_command_line_starts_without_scipy():
-    # scipy.stats takes 1.6 s to import; only the robust baseline needs it (anomaly.py imports it there).
+    # scipy.stats takes 1.6 s to import; only the robust baseline needs it (anomaly.py imports robust.py there).
     code = f"import sys, {NAME}.cli, {NAME}.app; sys.exit('scipy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -7,11 +7,11 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from .anomaly import Score
 from .config import Config
 from .counters import LATE_WRITE_SECONDS, Running
 from .db import ChunkRead, TableRead
 from .queries import CHUNK_BUCKET_REASONS
+from .score import Score
 from .series import SCORED, Row, daily_series, labels, score_all, weighted_mean
 from .snapshot import (
     CITATIONS,

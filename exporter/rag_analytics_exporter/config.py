@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .anomaly import BASELINES, MIN_DAYS_PER_WEEKDAY
+from .anomaly import BASELINES
 from .configvalues import (
     float_in,
     int_in,
@@ -23,6 +23,7 @@ from .configvalues import (
     parse_listen_address,
     string,
 )
+from .score import MIN_DAYS_PER_WEEKDAY
 
 ENV_PREFIX = "RAG_EXPORTER_"
 # Kept out of the YAML on purpose: a password belongs in the environment or a file.

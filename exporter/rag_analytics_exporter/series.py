@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .anomaly import Score, score_day
+from .anomaly import score_day
 from .config import Config
+from .score import Score
 from .snapshot import frozen_mapping
 from .tables import LATENCY_METRICS, TOKEN_USAGE_DAILY
 

@@ -12,10 +12,10 @@ from datetime import date, datetime, timezone
 from typing import Any, Generic, TypeVar, cast
 
 from . import tables
-from .anomaly import Score
 from .config import Config
 from .counters import Counters, Running
 from .frozen import frozen_mapping, midnight_utc  # noqa: F401 (builders and collectors take them from here)
+from .score import Score
 
 T = TypeVar("T")
 
