@@ -103,6 +103,20 @@ def test_each_day_is_scored_by_the_next_days_refresh_and_the_last_is_not():
 
 
 @pytest.mark.unit
+def test_scores_from_worker_processes_are_those_of_one_process_in_the_same_order():
+    rng = np.random.default_rng(5)
+    streams = {"latency_metrics": latency_stream([float(m) for m in rng.normal(100.0, 3.0, 60)]),
+               "token_usage_daily": [(day(i), [(day(i), "gpt-4o", 10, 10, 5, 15 + i % 7, 0.1)]) for i in range(60)]}
+    one = replay(streams, Config(), jobs=1)
+    two = replay(streams, Config(), jobs=2)
+    def order(scores):
+        return [(mode, series, list(days)) for mode, by_series in scores.items() for series, days in by_series.items()]
+
+    assert two == one and order(two) == order(one)
+    assert sum(len(days) for days in one["robust"].values()) > 90  # both tables, most days
+
+
+@pytest.mark.unit
 def test_a_level_shift_is_a_run_of_alerts_in_every_mode_and_the_report_names_it():
     rng = np.random.default_rng(3)
     means = [float(m) for m in rng.normal(100.0, 2.0, 90)]
@@ -179,6 +193,9 @@ def test_bad_options_exit_2(seeded, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["backtest", "--dsn", seeded, "--days", "0"])
     assert exit_info.value.code == 2 and "'0' is not a number of days of at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["backtest", "--dsn", seeded, "--jobs", "0"])
+    assert exit_info.value.code == 2 and "'0' is not a whole number of at least 1" in capsys.readouterr().err
     assert cli.main(["backtest", "--dsn", seeded, "--warning", "6", "--critical", "3"]) == 2
     assert "the warning below the critical" in capsys.readouterr().err
 

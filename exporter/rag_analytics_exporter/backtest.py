@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg2
@@ -25,6 +26,7 @@ from .anomaly import BASELINES
 from .builders import day_finished
 from .config import Config
 from .db import TableRead, columns_of, stream_days, unreadable_tables
+from .parallel import in_order
 from .series import SCORED, Row, daily_series, labels, score_all
 from .tables import LATENCY_METRICS, TOKEN_USAGE_DAILY
 from .validate import validate_rows
@@ -112,16 +114,16 @@ def _validated(stream: Iterable[tuple[date, list[tuple[Any, ...]]]], table: str
         yield day, validate_rows(columns, rows, day)[0]
 
 
-def replay(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], config: Config,
-           first_scored: date | None = None, last_scored: date | None = None
-           ) -> dict[str, dict[str, dict[date, float]]]:
-    """mode -> series -> scored day -> z-score, for each table in streams that has a z-score alert.
+Window = tuple[str, date, dict[str, dict[date, float]]]  # the series' label name, the scored day, its series
+
+
+def scored_windows(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], config: Config,
+                   first_scored: date | None = None, last_scored: date | None = None) -> Iterator[Window]:
+    """Each scored day of each table in streams that has a z-score alert, with the series it is scored on.
 
     A day is scored by the refresh of the day after it, once the table holds rows of a later day
     (builders.day_finished), on the series that refresh builds (series.daily_series of the rows it reads,
     labelled by their top-N); days outside first_scored..last_scored are read as baseline only."""
-    scores: dict[str, dict[str, dict[date, float]]] = {mode: {} for mode in BASELINES}
-    modes = {mode: replace(config, baseline=mode) for mode in BASELINES}
     first_today = first_scored + timedelta(days=1) if first_scored else None
     for table, stream in streams.items():
         name, scored = SUBJECTS[table][1], SCORED[table]
@@ -132,11 +134,28 @@ def replay(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], 
             if not day_finished(TableRead(table, (), (), newest_date=newest, updated_at=None), scored_day):
                 continue
             rows = [row for _, day_rows in days for row in day_rows]
-            series = daily_series(rows, labels(rows, scored.key, scored.volume, scored.limit(config)), scored)
-            for mode, mode_config in modes.items():
-                for key, score in score_all(series, scored_day, mode_config).items():
-                    if score.zscore is not None:
-                        scores[mode].setdefault(f"{name}={key}", {})[scored_day] = score.zscore
+            yield name, scored_day, daily_series(rows, labels(rows, scored.key, scored.volume, scored.limit(config)),
+                                                 scored)
+
+
+def score_window(config: Config, window: Window) -> tuple[str, date, dict[str, dict[str, float]]]:
+    """One window's z-scores: mode -> series key -> z, in every baseline mode."""
+    name, day, series = window
+    return name, day, {mode: {key: score.zscore for key, score
+                              in score_all(series, day, replace(config, baseline=mode)).items()
+                              if score.zscore is not None} for mode in BASELINES}
+
+
+def replay(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], config: Config,
+           first_scored: date | None = None, last_scored: date | None = None, jobs: int = 1
+           ) -> dict[str, dict[str, dict[date, float]]]:
+    """mode -> series -> scored day -> z-score over scored_windows, scored in `jobs` processes."""
+    scores: dict[str, dict[str, dict[date, float]]] = {mode: {} for mode in BASELINES}
+    for name, day, by_mode in in_order(partial(score_window, config),
+                                       scored_windows(streams, config, first_scored, last_scored), jobs):
+        for mode, zscores in by_mode.items():
+            for key, z in zscores.items():
+                scores[mode].setdefault(f"{name}={key}", {})[day] = z
     return scores
 
 
@@ -230,9 +249,9 @@ def recommend(results: Mapping[str, ModeResult], days: int) -> tuple[str, tuple[
 
 def backtest(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]], config: Config,
              warning: float, critical: float, first_scored: date | None = None,
-             last_scored: date | None = None) -> Backtest:
-    """Replay every mode over the streams' history and summarize it."""
-    scores = replay(streams, config, first_scored, last_scored)
+             last_scored: date | None = None, jobs: int = 1) -> Backtest:
+    """Replay every mode over the streams' history (in `jobs` processes) and summarize it."""
+    scores = replay(streams, config, first_scored, last_scored, jobs)
     days_scored = sorted({d for by_series in scores.values() for days in by_series.values() for d in days})
     first, last = (days_scored[0], days_scored[-1]) if days_scored else (None, None)
     span = (last - first).days + 1 if first and last else 0
@@ -244,7 +263,7 @@ def backtest(streams: Mapping[str, Iterable[tuple[date, list[tuple[Any, ...]]]]]
 
 
 def history(dsn: str, password: str | None, config: Config, warning: float, critical: float, today: date,
-            days: int | None) -> tuple[Backtest, dict[str, str]]:
+            days: int | None, jobs: int = 1) -> tuple[Backtest, dict[str, str]]:
     """The backtest of the last `days` days before today (None: all the tables hold), read in one read-only
     transaction; and the scored tables that could not be read, each with why (their alerts are left out)."""
     first = today - timedelta(days=days) if days else None
@@ -255,7 +274,7 @@ def history(dsn: str, password: str | None, config: Config, warning: float, crit
         conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
         skipped = unreadable_tables(conn, tuple(SUBJECTS))
         streams = {table: stream_days(conn, table, since, today) for table in SUBJECTS if table not in skipped}
-        return backtest(streams, config, warning, critical, first, today - timedelta(days=1)), skipped
+        return backtest(streams, config, warning, critical, first, today - timedelta(days=1), jobs), skipped
     finally:
         conn.close()
 

@@ -56,6 +56,13 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
 
 
+def _count(text: str) -> int:
+    """A whole number, at least 1 (argparse type)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _days(text: str) -> int:
     """A number of days, at least 1 (argparse type)."""
     if not text.isdigit() or int(text) < 1:
@@ -164,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--critical", type=float, default=6.0,
                       help="|z| beyond which the critical fires (default 6: mixin/config.py zscore_critical)")
     test.add_argument("--at", type=_moment, help="ISO timestamp taken as 'now' (default: the current time)")
+    test.add_argument("--jobs", type=_count, help="processes that score the days (default: one per CPU this "
+                                                  "process may use)")
     test.set_defaults(func=cmd_backtest)
 
     demo = commands.add_parser("demo", help="embedded PostgreSQL + demo data + exporter (+ Prometheus, "

@@ -295,6 +295,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from .backtest import as_json, as_text, history
+    from .parallel import default_jobs
 
     try:
         config = _load_config(args)
@@ -306,7 +307,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                                         "positive, the warning below the critical")
     try:
         result, skipped = history(config.dsn, password, config, args.warning, args.critical,
-                                  _parse_at(args.at).date(), args.days)
+                                  _parse_at(args.at).date(), args.days, args.jobs or default_jobs())
     except psycopg2.Error as exc:
         return _database_error("backtest", exc, config.dsn, password)
     for table, reason in skipped.items():
