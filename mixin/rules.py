@@ -136,6 +136,14 @@ def exporter() -> list[dict[str, Any]]:
               "{{ $value }} rows of table {{ $labels.table }} have a NULL updated_at and none has one: whether the "
               "ETL still writes it cannot be told, so the stale-data and traffic-drop alerts cannot fire for it.",
               "rag-exporter", reason="freshness_unknown"),
+        # What the dashboards and alerts read is missing from the data (the ETL's schema, not an outage): the
+        # alerts that read it can never fire, which nothing else would say. A ticket; an hour lets the ETL's
+        # first writes of a day come in any order.
+        alert("RagAnalyticsDataProblem", f"{one(selector('rag_exporter_data_problem'))} > 0\n", "1h", "warning",
+              "The analytics tables lack what some alerts read: those alerts cannot fire.",
+              "Table {{ $labels.table }} has had the data problem {{ $labels.reason }} for an hour: the panels and "
+              "alerts that read what is missing see nothing. The runbook says what the reason means and how to "
+              "fix it.", "rag-exporter"),
         alert("RagAnalyticsDatabaseClockSkew",
               f"abs({selector('rag_exporter_database_clock_offset_seconds')}) > "
               f"{CONFIG.database_clock_offset_seconds}\n", "15m", "warning",
