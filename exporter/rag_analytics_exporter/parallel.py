@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
+from threadpoolctl import threadpool_limits
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -22,10 +24,10 @@ def in_order(function: Callable[[T], R], items: Iterable[T], jobs: int) -> Itera
     For work of milliseconds or more per item (the backtest's windows: tens), where processes pay off;
     function and items must pickle. Items are read as the work goes, not all at once."""
     if jobs <= 1:
-        yield from map(function, items)
+        with threadpool_limits(1, user_api="blas"):
+            yield from map(function, items)
         return
-    # Ctrl-C is the parent's to handle: workers ignore it and finish the item in hand.
-    with ProcessPoolExecutor(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+    with ProcessPoolExecutor(jobs, initializer=_worker) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(function, item))
@@ -38,3 +40,11 @@ def in_order(function: Callable[[T], R], items: Iterable[T], jobs: int) -> Itera
 def default_jobs() -> int:
     """The CPUs this process may run on (its affinity, as a container's cpuset sets it)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _worker() -> None:
+    # Ctrl-C is the parent's to handle: a worker ignores it and finishes the item in hand.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One BLAS thread per process: BLAS starts one per core, and its idle threads spin on the cores the
+    # other workers need (two workers were no faster than one). Small matrices gain nothing from more.
+    threadpool_limits(1, user_api="blas")
