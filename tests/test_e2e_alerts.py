@@ -54,9 +54,11 @@ def test_alerts_reach_the_webhook_and_resolve(tmp_path, release):
         # gpt-4o's tokens ten times theirs (critical on any weekday: a weekend's tokens are half a weekday's).
         # A day that has ended never pages: one ticket carries the day's anomalies, and llm's explains
         # (inhibits) the total's.
+        # One transaction: a refresh between two commits would let llm's alert fire a refresh before gpt-4o's,
+        # and the test's 1 s group_wait would send it alone first.
         execute(postgres.dsn, "UPDATE latency_metrics SET avg_time_ms = avg_time_ms * 5 WHERE component IN "
-                              "('llm', 'total') AND date = (SELECT max(date) - 1 FROM latency_metrics)")
-        execute(postgres.dsn, "UPDATE token_usage_daily SET total_tokens = total_tokens * 10 "
+                              "('llm', 'total') AND date = (SELECT max(date) - 1 FROM latency_metrics); "
+                              "UPDATE token_usage_daily SET total_tokens = total_tokens * 10 "
                               "WHERE model_name = 'gpt-4o' AND date = (SELECT max(date) - 1 FROM token_usage_daily)")
         wait_for("both anomalies firing in Prometheus", lambda: prometheus.query(
             'count(ALERTS{alertname=~"RagComponentLatencyAnomaly|RagModelTokenUsageAnomaly",severity="critical",'
