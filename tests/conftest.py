@@ -44,6 +44,12 @@ def any_text(max_size: int) -> st.SearchStrategy[str]:
     return st.lists(code_point, max_size=max_size).map("".join)
 
 
+# The instant the tests that keep the exporter in-process run at: they date their rows from it and pass a clock
+# reading it to Refresher, build_registry and start_exporter, so that no midnight, hour or weekday of the run
+# comes between the rows' day and the day the exporter serves (a Tuesday at noon, outside the hour after
+# midnight in which yesterday's rows still count as traffic).
+NOON = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+
 # --utc-clock: the suite at another UTC hour, or across 00:00 UTC, on demand instead of when CI happens to start at
 # 23:52 (docs/testing.md, "Days, hours and CPUs"). time-machine moves this process' clock (time.time,
 # datetime.now, date.today), frozen at START while the test files are imported, then running on from START at
