@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -49,6 +50,24 @@ def any_text(max_size: int) -> st.SearchStrategy[str]:
 # comes between the rows' day and the day the exporter serves (a Tuesday at noon, outside the hour after
 # midnight in which yesterday's rows still count as traffic).
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+
+
+def one_utc_day(seconds: float) -> datetime:
+    """The wall clock's time, read once at least `seconds` before the next 00:00 UTC: closer than that, after
+    sleeping past midnight.
+
+    For tests whose exporter, check-db or Prometheus runs as a process: no test can pin their clock, so the
+    rows are dated from this reading, and `seconds` (what the test took when measured, with a margin) keeps
+    those processes on the same day until the test has asserted. The wait is the rest of the day: under a
+    minute for a 60 s test, and only when one starts in the last minute before midnight."""
+    now = datetime.now(timezone.utc)
+    left = 86400 - now.timestamp() % 86400
+    if left < seconds:
+        print(f"waiting {left:.0f}s for 00:00 UTC: the test takes up to {seconds:g}s and must not cross it")
+        time.sleep(left + 1)
+        now = datetime.now(timezone.utc)
+    return now
+
 
 # --utc-clock: the suite at another UTC hour, or across 00:00 UTC, on demand instead of when CI happens to start at
 # 23:52 (docs/testing.md, "Days, hours and CPUs"). time-machine moves this process' clock (time.time,
