@@ -7,10 +7,13 @@ import os
 import random
 import shutil
 import socket
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -40,6 +43,66 @@ def any_text(max_size: int) -> st.SearchStrategy[str]:
     """
     code_point = st.one_of(st.integers(0, 0x7F), st.integers(0, 0x10FFFF)).map(chr)
     return st.lists(code_point, max_size=max_size).map("".join)
+
+
+# The instant the tests that keep the exporter in-process run at: they date their rows from it and pass a clock
+# reading it to Refresher, build_registry and start_exporter, so that no midnight, hour or weekday of the run
+# comes between the rows' day and the day the exporter serves (a Tuesday at noon, outside the hour after
+# midnight in which yesterday's rows still count as traffic).
+NOON = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+
+
+def one_utc_day(seconds: float) -> datetime:
+    """The wall clock's time, read once at least `seconds` before the next 00:00 UTC: closer than that, after
+    sleeping past midnight.
+
+    For tests whose exporter, check-db or Prometheus runs as a process: no test can pin their clock, so the
+    rows are dated from this reading, and `seconds` (what the test took when measured, with a margin) keeps
+    those processes on the same day until the test has asserted. The wait is the rest of the day: under a
+    minute for a 60 s test, and only when one starts in the last minute before midnight."""
+    now = datetime.now(timezone.utc)
+    left = 86400 - now.timestamp() % 86400
+    if left < seconds:
+        print(f"waiting {left:.0f}s for 00:00 UTC: the test takes up to {seconds:g}s and must not cross it")
+        time.sleep(left + 1)
+        now = datetime.now(timezone.utc)
+    return now
+
+
+# --utc-clock: the suite at another UTC hour, or across 00:00 UTC, on demand instead of when CI happens to start at
+# 23:52 (docs/testing.md, "Days, hours and CPUs"). time-machine moves this process' clock (time.time,
+# datetime.now, date.today), frozen at START while the test files are imported, then running on from START at
+# each test's setup, and from BODY (when given) at each test's body: the fixtures before midnight, the test
+# after it. It cannot move PostgreSQL's now() or a process a test starts (serve, check-db, Prometheus), so it
+# is for the tests that keep the exporter in-process.
+#   --utc-clock=2026-12-08T00:30:00+00:00                             every test from 00:30
+#   --utc-clock=2026-12-08T23:59:58+00:00/2026-12-09T00:00:02+00:00   fixtures at 23:59:58, bodies at 00:00:02
+_utc_clock: dict[str, Any] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--utc-clock", metavar="START[/BODY]",
+                     help="run as if each test started at START (ISO, with its offset), and its body at BODY")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    value = config.getoption("--utc-clock", None)
+    if not value:
+        return
+    import time_machine
+
+    start, _, body = value.partition("/")
+    traveller = time_machine.travel(datetime.fromisoformat(start), tick=False)
+    _utc_clock.update(start=datetime.fromisoformat(start), body=body and datetime.fromisoformat(body),
+                      coordinates=traveller.start())
+    config.add_cleanup(traveller.stop)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    if _utc_clock.get("body"):
+        now = datetime.now(timezone.utc)
+        _utc_clock["coordinates"].move_to(max(now, _utc_clock["body"]), tick=True)
 
 
 @pytest.fixture(scope="session")
@@ -184,6 +247,8 @@ _unit_test_running = False
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     global _unit_test_running
+    if _utc_clock:
+        _utc_clock["coordinates"].move_to(_utc_clock["start"], tick=True)
     _unit_test_running = item.get_closest_marker("unit") is not None
     needs = _BINARY_FIXTURES & set(getattr(item, "fixturenames", ()))
     if _unit_test_running and needs:

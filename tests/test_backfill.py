@@ -21,6 +21,9 @@ from rag_analytics_exporter.refresh import Refresher
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Prometheus
 
+# One reading of the wall clock, taken once: the seed, the backfills and the live refreshes all run as of it,
+# so a run that crosses midnight cannot make them disagree on the day. Not a fixed date: a real Prometheus
+# keeps the backfilled blocks, and drops what is older than its retention.
 NOW = datetime.now(timezone.utc)
 TARGET = {"job": "rag-analytics-exporter", "instance": "exporter:9841"}
 TODAY = NOW.date()
@@ -75,11 +78,12 @@ def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path, baseline):
                 assert {k: sample.labels[k] for k in TARGET} == TARGET
                 backfilled[(sample.name, tuple(sorted(labels.items())))] = sample.value
     refresher = Refresher(Database(seeded, password=None, application_name="t", connect_timeout=2,
-                                   statement_timeout=5, lock_timeout=1), config)
+                                   statement_timeout=5, lock_timeout=1), config, clock=NOW.timestamp)
     refresher.refresh()
     # Counters count what one process saw since it started: they have no history to backfill.
     live = {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in build_registry(lambda: refresher.snapshot).collect() for s in family.samples
+            for family in build_registry(lambda: refresher.snapshot, clock=NOW.timestamp).collect()
+            for s in family.samples
             if family.type != "counter"
             and not s.name.startswith(("rag_exporter_", "rag_table_", "rag_chunk", "rag_top_chunk"))}
     assert backfilled.keys() == live.keys()
@@ -133,7 +137,8 @@ def test_the_command_adds_the_deployment_labels_and_refuses_bad_ones(seeded, tmp
     """--label gives the history the deployment's target labels, so it joins that deployment's live series."""
     output = tmp_path / "history.om"
     assert cli.main(["backfill", "--dsn", seeded, "--days", "2", "--instance", "a1:9841", "--output", str(output),
-                     "--label", "environment=production", "--label", "rag_service=support bot"]) == 0
+                     "--label", "environment=production", "--label", "rag_service=support bot",
+                     "--at", NOW.isoformat()]) == 0
     samples = [line for line in output.read_text().splitlines() if not line.startswith("#")]
     assert samples and all('environment="production"' in line and 'instance="a1:9841"' in line
                            and 'rag_service="support bot"' in line for line in samples)

@@ -11,7 +11,7 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import execute
+from conftest import NOON, execute, one_utc_day
 from rag_analytics_exporter.checkdb import ERROR, WARNING, check, exit_code, render
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import DatabaseUnavailable
@@ -30,9 +30,15 @@ def findings(reports, table: str, level: str) -> list[str]:
     return [text for found, text in report.findings if found == level]
 
 
+# check-db as a process reads the wall clock: the rows are seeded as of one reading of it, far enough from
+# 00:00 UTC for the seed and the command to end on the same day: measured up to 4 s (the slow view's test) at
+# load 1 to 2.5, and a minute leaves room for a loaded machine.
+CHECK_DB_SECONDS = 60
+
+
 @pytest.fixture
 def seeded(dsn):
-    seed(dsn, scale=DemoScale(days=12, chunks=300), anomalies=False)
+    seed(dsn, scale=DemoScale(days=12, chunks=300), anomalies=False, at=one_utc_day(CHECK_DB_SECONDS))
     return dsn
 
 
@@ -48,20 +54,24 @@ def test_the_demo_data_passes_and_says_what_would_be_served(seeded):
     assert "300 chunks" in result.stdout
 
 
-def test_a_crafted_database_shows_each_problem_and_fails(seeded):
+def test_a_crafted_database_shows_each_problem_and_fails(dsn):
+    # Seeded and checked at NOON, the day's rows changed by that date: with the wall clock, a midnight between
+    # the seed and the check added findings of its own.
+    seed(dsn, scale=DemoScale(days=12, chunks=300), anomalies=False, at=NOON)
+    seeded = dsn
     execute(seeded, """
         DELETE FROM latency_metrics WHERE component = 'total';
         UPDATE latency_metrics SET p90_time_ms = p50_time_ms / 2 WHERE component = 'search';
         UPDATE chunk_retrieval_stats SET avg_relevance = avg_relevance * 100;
         ALTER TABLE feedback_daily ALTER COLUMN updated_at DROP NOT NULL;
-        UPDATE feedback_daily SET updated_at = NULL WHERE date < current_date - 3;
-    """)
+        UPDATE feedback_daily SET updated_at = NULL WHERE date < %(today)s - 3;
+    """, {"today": NOON.date()})
 
     def etl_corrects_a_running_total(seconds: float) -> None:  # between the two reads
         execute(seeded, "UPDATE token_usage_daily SET request_count = request_count - 7 "
-                        "WHERE date = (now() AT TIME ZONE 'UTC')::date AND model_name = 'gpt-4o'")
+                        "WHERE date = %s AND model_name = 'gpt-4o'", (NOON.date(),))
 
-    reports = check(Config(dsn=seeded), None, pause=2.0, wait=etl_corrects_a_running_total)
+    reports = check(Config(dsn=seeded), None, pause=2.0, clock=NOON.timestamp, wait=etl_corrects_a_running_total)
     print(render(reports))
     assert exit_code(reports) == 1
     latency = findings(reports, "latency_metrics", ERROR)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import psycopg2
 import pytest
 
-from conftest import execute, query
+from conftest import NOON, execute, query
 from rag_analytics_exporter.builders import LATE_WRITE_SECONDS, day_finished
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
@@ -19,20 +18,23 @@ from rag_analytics_exporter.seed import DemoScale, seed
 from rag_analytics_exporter.snapshot import midnight_utc
 from stack import wait_for
 
-TODAY = datetime.now(timezone.utc).date()
+# Refreshed and scraped at NOON unless a test sets its own clock, with rows dated from it: the wall clock
+# would let a midnight come between the rows' day and the day the refresh serves.
+TODAY = NOON.date()
 YESTERDAY = TODAY - timedelta(days=1)
 APP = "rag-exporter-faults"
 
 
-def refresher_for(dsn: str, clock=time.time, **overrides) -> Refresher:
+def refresher_for(dsn: str, clock=NOON.timestamp, **overrides) -> Refresher:
     database = Database(dsn, password=None, application_name=APP, connect_timeout=2, statement_timeout=5,
                         lock_timeout=1)
     return Refresher(database, Config(dsn=dsn, **overrides), clock=clock)
 
 
 def sample(refresher: Refresher, name: str, labels: dict[str, str] | None = None, now: float | None = None):
-    clock = (lambda: now) if now is not None else time.time
-    return build_registry(lambda: refresher.snapshot, clock=clock).get_sample_value(name, labels or {})
+    """Scraped at `now`, else as the last refresh ended (on the refresh's clock)."""
+    at = now if now is not None else refresher.snapshot.health.last_attempt
+    return build_registry(lambda: refresher.snapshot, clock=lambda: at).get_sample_value(name, labels or {})
 
 
 def at(day: date, hours: float) -> datetime:
@@ -107,7 +109,7 @@ def test_undecodable_text_in_a_sql_ascii_database_fails_only_its_table(pg_server
         init_db(dsn)
         execute(dsn, "INSERT INTO latency_metrics (date, component, request_count, error_count, avg_time_ms)"
                      " VALUES (%s, E'recherche-vectorielle-\\xc3\\xa9', 10, 0, 100)", (TODAY,))  # é in UTF-8
-        execute(dsn, "INSERT INTO feedback_daily VALUES (%s, 8, 2, now())", (TODAY,))
+        execute(dsn, "INSERT INTO feedback_daily VALUES (%s, 8, 2, %s)", (TODAY, NOON))
         refresher = refresher_for(dsn)
         for attempt in (1, 2):
             refresher.refresh()
@@ -132,8 +134,8 @@ def test_undecodable_text_in_a_sql_ascii_database_fails_only_its_table(pg_server
 def test_temp_file_limit_in_one_query_fails_only_that_table(dsn):
     execute(dsn, "INSERT INTO latency_metrics (date, component, request_count, error_count, avg_time_ms)"
                  " VALUES (%s, 'llm', 10, 0, 100)", (TODAY,))
-    execute(dsn, "INSERT INTO token_usage_daily SELECT %s - (g %% 30), 'model-' || g, 1, 1, 1, 2, 0.1, now()"
-                 " FROM generate_series(1, 60000) g", (TODAY,))
+    execute(dsn, "INSERT INTO token_usage_daily SELECT %s - (g %% 30), 'model-' || g, 1, 1, 1, 2, 0.1, %s"
+                 " FROM generate_series(1, 60000) g", (TODAY, NOON))
     dbname = query(dsn, "SELECT current_database()")[0][0]
     # A sort of 60,000 rows in 64 kB of memory spills to disk, past a 64 kB temp_file_limit (SQLSTATE 53400).
     for setting in ("temp_file_limit = '64kB'", "work_mem = '64kB'", "enable_indexscan = off",
@@ -153,16 +155,19 @@ def test_temp_file_limit_in_one_query_fails_only_that_table(dsn):
 # 4. A future updated_at does not hide a stopped ETL; the row's counts are still served.
 
 def test_future_updated_at_is_left_out_of_freshness_and_its_counts_are_kept(dsn):
+    # "The future" is past both clocks, the exporter's and PostgreSQL's now(), which no test can pin: one
+    # reading of the wall clock, for the refresh and the scrape too, and the rows dated from it.
     now = datetime.now(timezone.utc)
+    today = now.date()
     written = now - timedelta(minutes=10)
     execute(dsn, "INSERT INTO feedback_tags_daily VALUES (%s, 'ok', 3, 1, %s), (%s, 'skewed', 1, 1, %s),"
                  " (%s, 'local-time', 5, 5, %s)",
-            (TODAY, written, TODAY, now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS / 2),
-             TODAY, now + timedelta(hours=5)))
+            (today, written, today, now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS / 2),
+             today, now + timedelta(hours=5)))
     execute(dsn, "INSERT INTO chunk_retrieval_stats (chunk_id, document_id, retrieval_count, citation_count,"
                  " avg_relevance, updated_at) VALUES ('a', 'd', 5, 1, 0.5, %s), ('b', 'd', 9, 1, 0.5, %s)",
             (written, now + timedelta(hours=5)))
-    refresher = refresher_for(dsn)
+    refresher = refresher_for(dsn, clock=now.timestamp)
     refresher.refresh()
     table = {"table": "feedback_tags_daily"}
     assert sample(refresher, "rag_table_updated_timestamp_seconds", table) == pytest.approx(
@@ -187,7 +192,7 @@ def test_future_updated_at_is_left_out_of_freshness_and_its_counts_are_kept(dsn)
 def test_a_connection_closed_by_idle_session_timeout_is_reopened_in_the_same_refresh(dsn):
     dbname = query(dsn, "SELECT current_database()")[0][0]
     execute(dsn, f'ALTER DATABASE "{dbname}" SET idle_session_timeout = \'300ms\'')
-    execute(dsn, "INSERT INTO feedback_daily VALUES (%s, 8, 2, now())", (TODAY,))
+    execute(dsn, "INSERT INTO feedback_daily VALUES (%s, 8, 2, %s)", (TODAY, NOON))
     refresher = refresher_for(dsn)
     refresher.refresh()
     assert sample(refresher, "rag_exporter_up") == 1
@@ -220,7 +225,7 @@ def test_invalid_chunks_do_not_take_top_n_slots(dsn):
                  " ('neg', 'd', 998, -1, 0.5)")
     refresher = refresher_for(dsn, top_chunks=10)
     refresher.refresh()
-    families = {m.name: m for m in build_registry(lambda: refresher.snapshot).collect()}
+    families = {m.name: m for m in build_registry(lambda: refresher.snapshot, clock=NOON.timestamp).collect()}
     served = {s.labels["chunk_id"] for s in families["rag_top_chunk_retrievals"].samples}
     assert served == {f"c{g}" for g in range(11, 21)}
     refresher._db.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, free_port, require_binary
+from conftest import REPO, free_port, one_utc_day, require_binary
 from rag_analytics_exporter.demo import print_notification
 from stack import http_json, wait_for
 
@@ -36,6 +36,9 @@ def prometheus(port: int, expr: str) -> list:
 # 114 s from the command's start on a loaded machine, against the target of 3 minutes. A wait, not
 # a timing assertion: the figure is printed, and a slow machine makes the test slower, never red.
 PAGE_WAIT = 300
+# The demo seeds its anomalies on yesterday and writes today's rows, by the wall clock: a run must end on the day
+# it started. Measured at 99 s to 117 s a run under load (docs/testing.md); four times the slowest, rounded up.
+DEMO_SECONDS = 480
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,7 @@ def test_demo_runs_the_stack_pages_the_live_incident_and_stops_cleanly(tmp_path,
     port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
     log = tmp_path / "demo.log"
     first_run = delay is None
+    one_utc_day(DEMO_SECONDS)
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "rag_analytics_exporter.cli", "demo", "--dir", str(demo_dir),
                                 "--port", str(port), "--prometheus-port", str(prometheus_port),

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO, scratch_database
+from conftest import NOON, REPO, scratch_database
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import Database, init_db
@@ -28,14 +28,16 @@ def emitted(pg_server) -> set[str]:
     """Sample names the exporter emits on the demo data, with a budget set so that family appears too."""
     with scratch_database(pg_server, "drift") as dsn:
         init_db(dsn)
-        seed(dsn, scale=DemoScale(days=40, chunks=2000))
+        # Seeded, refreshed and collected at NOON: with the wall clock, a midnight between the seed and the
+        # refresh would leave today's families out of what is emitted.
+        seed(dsn, scale=DemoScale(days=40, chunks=2000), at=NOON)
         config = Config(dsn=dsn, default_daily_cost_budget_usd=100.0)
         database = Database(dsn, password=None, application_name="drift", connect_timeout=2, statement_timeout=5,
                             lock_timeout=1)
-        refresher = Refresher(database, config)
+        refresher = Refresher(database, config, clock=NOON.timestamp)
         refresher.refresh()
         database.close()
-        return {sample.name for family in build_registry(lambda: refresher.snapshot).collect()
+        return {sample.name for family in build_registry(lambda: refresher.snapshot, clock=NOON.timestamp).collect()
                 for sample in family.samples}
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from conftest import execute, query
+from conftest import NOON, execute, query
 from rag_analytics_exporter.anomaly import BASELINES
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
@@ -19,11 +18,14 @@ from rag_analytics_exporter.db import Database
 from rag_analytics_exporter.refresh import Refresher
 from rag_analytics_exporter.seed import ANOMALY_COMPONENT, ANOMALY_MODEL, ANOMALY_Z, DemoScale, seed
 
-TODAY = datetime.now(timezone.utc).date()
+# The refreshes run at NOON and the rows are dated from it (written a minute before), so no midnight and no
+# hour of the run comes between the rows' day and the day the refresh serves.
+TODAY = NOON.date()
 YESTERDAY = TODAY - timedelta(days=1)
+WRITTEN = NOON - timedelta(minutes=1)
 
 
-def make_refresher(dsn: str, clock: Callable[[], float] = time.time, **overrides) -> Refresher:
+def make_refresher(dsn: str, clock: Callable[[], float] = NOON.timestamp, **overrides) -> Refresher:
     config = Config(dsn=dsn, **overrides)
     database = Database(dsn, password=None, application_name="test", connect_timeout=2, statement_timeout=5,
                         lock_timeout=1)
@@ -31,14 +33,18 @@ def make_refresher(dsn: str, clock: Callable[[], float] = time.time, **overrides
 
 
 def sample(refresher: Refresher, name: str, labels: dict[str, str] | None = None) -> float | None:
-    return build_registry(lambda: refresher.snapshot).get_sample_value(name, labels or {})
+    """The value a scrape serves as the last refresh ends, on the refresh's own clock: the wall clock would
+    withhold a section refreshed at NOON as older than max_data_age, and serve another day."""
+    registry = build_registry(lambda: refresher.snapshot, clock=lambda: refresher.snapshot.health.last_attempt)
+    return registry.get_sample_value(name, labels or {})
 
 
 def insert_latency(dsn: str, day: date, component: str, requests: int, errors: int, avg: float | None,
                    p50: float | None = None, p99: float | None = None) -> None:
     execute(dsn, "INSERT INTO latency_metrics (date, component, request_count, error_count, avg_time_ms,"
-                 " p50_time_ms, p90_time_ms, p95_time_ms, p99_time_ms) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-            (day, component, requests, errors, avg, p50, p50, p99, p99))
+                 " p50_time_ms, p90_time_ms, p95_time_ms, p99_time_ms, updated_at)"
+                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            (day, component, requests, errors, avg, p50, p50, p99, p99, WRITTEN))
 
 
 def test_init_db_twice_then_seed_demo(fresh_db):
@@ -50,8 +56,8 @@ def test_init_db_twice_then_seed_demo(fresh_db):
     assert tables == {"latency_metrics", "token_usage_daily", "citation_daily", "chunk_retrieval_stats",
                       "feedback_daily", "feedback_tags_daily", "follow_up_patterns_daily"}
     # Seeded and refreshed as of one instant: a run that crosses midnight would score another day.
-    now = time.time()
-    at = datetime.fromtimestamp(now, timezone.utc).isoformat()
+    now = NOON.timestamp()
+    at = NOON.isoformat()
     result = subprocess.run([*cli, "seed-demo", "--dsn", fresh_db, "--days", "40", "--at", at], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -123,11 +129,12 @@ def test_zscore_equals_the_hand_computed_one(dsn):
 
 def test_token_zscore_and_usage_values(dsn):
     for i in range(10):
-        execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 10, 800, 200, %s, 1.5, now())",
-                (YESTERDAY - timedelta(days=10 - i), 1000 + 100 * (i % 2)))
-    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 10, 800, 200, 5000, 1.5, now())",
-            (YESTERDAY,))
-    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 7, 700, 300, 1000, 2.125, now())", (TODAY,))
+        execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 10, 800, 200, %s, 1.5, %s)",
+                (YESTERDAY - timedelta(days=10 - i), 1000 + 100 * (i % 2), WRITTEN))
+    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 10, 800, 200, 5000, 1.5, %s)",
+            (YESTERDAY, WRITTEN))
+    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'gpt-4o', 7, 700, 300, 1000, 2.125, %s)",
+            (TODAY, WRITTEN))
     refresher = make_refresher(dsn, baseline="plain")  # the old design's formula, by hand
     refresher.refresh()
     baseline = [1000 + 100 * (i % 2) for i in range(10)]
@@ -159,7 +166,7 @@ def test_yesterdays_totals_are_not_served_as_today_but_its_zscore_is(dsn):
     # (docs/metrics.md); written "now" it would count as partial from 00:00 to 01:00 UTC.
     written = datetime.combine(TODAY, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=1)
     execute(dsn, "UPDATE latency_metrics SET updated_at = %s WHERE date = %s", (written, YESTERDAY))
-    refresher = make_refresher(dsn, clock=lambda: max(time.time(), written.timestamp() + 60))
+    refresher = make_refresher(dsn, clock=lambda: written.timestamp() + 60)
     refresher.refresh()
     assert sample(refresher, "rag_component_latency_seconds", {"component": "llm", "statistic": "mean"}) is None
     assert sample(refresher, "rag_component_requests", {"component": "llm"}) is None
@@ -170,10 +177,11 @@ def test_yesterdays_totals_are_not_served_as_today_but_its_zscore_is(dsn):
 
 def test_open_label_sets_are_capped_with_other(dsn):
     for i in range(8):
-        execute(dsn, "INSERT INTO feedback_tags_daily VALUES (%s, %s, %s, %s, now())", (TODAY, f"tag{i}", 10 * i, 1))
+        execute(dsn, "INSERT INTO feedback_tags_daily VALUES (%s, %s, %s, %s, %s)",
+                (TODAY, f"tag{i}", 10 * i, 1, WRITTEN))
     refresher = make_refresher(dsn, max_tags=3)
     refresher.refresh()
-    tags = {s.labels["tag"] for m in build_registry(lambda: refresher.snapshot).collect()
+    tags = {s.labels["tag"] for m in build_registry(lambda: refresher.snapshot, clock=NOON.timestamp).collect()
             if m.name == "rag_feedback_tag" for s in m.samples}
     assert tags == {"tag7", "tag6", "tag5", "other"}
     # other = tags 0..4: positives 0+10+20+30+40, negatives 5
@@ -197,8 +205,8 @@ def test_dirty_rows_are_counted_and_skipped(dsn):
 
 
 def test_deleted_rows_stop_being_exported(dsn):
-    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'a', 1, 1, 1, 2, 0.1, now()), "
-                 "(%s, 'b', 1, 1, 1, 2, 0.1, now())", (TODAY, TODAY))
+    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'a', 1, 1, 1, 2, 0.1, %s), "
+                 "(%s, 'b', 1, 1, 1, 2, 0.1, %s)", (TODAY, WRITTEN, TODAY, WRITTEN))
     refresher = make_refresher(dsn)
     refresher.refresh()
     assert sample(refresher, "rag_model_requests", {"model": "b"}) == 1
@@ -272,7 +280,7 @@ def test_chunk_data_stays_fresh_between_its_slower_reads_and_ages_in_an_outage(d
     and an outage withholds it after max_data_age like every other table."""
     execute(dsn, "INSERT INTO chunk_retrieval_stats (chunk_id, document_id, retrieval_count, citation_count,"
                  " avg_relevance) VALUES ('c', 'd', 5, 1, 0.5)")
-    clock = [datetime.now(timezone.utc).timestamp()]
+    clock = [NOON.timestamp()]
     config = Config(dsn=dsn, refresh_interval=60, chunk_refresh_interval=600, max_data_age=300)
     database = Database(dsn, password=None, application_name="t", connect_timeout=2, statement_timeout=5,
                         lock_timeout=1)
@@ -293,9 +301,8 @@ def test_chunk_data_stays_fresh_between_its_slower_reads_and_ages_in_an_outage(d
 
 
 def test_a_missing_total_component_is_logged_once_and_served_as_a_data_problem(dsn, caplog):
-    today = datetime.now(timezone.utc).date()
-    insert_latency(dsn, today, "end_to_end", 100, 1, 900.0)
-    insert_latency(dsn, today, "llm", 100, 1, 500.0)
+    insert_latency(dsn, TODAY, "end_to_end", 100, 1, 900.0)
+    insert_latency(dsn, TODAY, "llm", 100, 1, 500.0)
     refresher = make_refresher(dsn)
     with caplog.at_level("WARNING", logger="rag_analytics_exporter.refresh"):
         refresher.refresh()
@@ -304,6 +311,6 @@ def test_a_missing_total_component_is_logged_once_and_served_as_a_data_problem(d
     assert len(warnings) == 1 and "end_to_end, llm" in warnings[0], warnings
     problem = {"table": "latency_metrics", "reason": "no_total_component"}
     assert sample(refresher, "rag_exporter_data_problem", problem) == 1
-    insert_latency(dsn, today, "total", 100, 1, 900.0)
+    insert_latency(dsn, TODAY, "total", 100, 1, 900.0)
     refresher.refresh()
     assert sample(refresher, "rag_exporter_data_problem", problem) == 0

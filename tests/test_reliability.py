@@ -7,13 +7,13 @@ import subprocess
 import threading
 import time
 import urllib.request
-from datetime import date, datetime, timezone
+from datetime import date
 
 import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO, execute, free_port, query
+from conftest import NOON, REPO, execute, free_port, query
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.collectors import build_registry
 from rag_analytics_exporter.config import Config
@@ -22,7 +22,9 @@ from rag_analytics_exporter.refresh import Refresher
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import ControlledPostgres, wait_for
 
-TODAY = datetime.now(timezone.utc).date()
+# Rows are dated from NOON, and the tests that read today's families refresh and scrape at NOON: the wall
+# clock would let a midnight come between the seed and the refresh. The outage tests assert on health alone.
+TODAY = NOON.date()
 APP = "rag-exporter-under-test"
 
 
@@ -77,7 +79,7 @@ class Scraper:
 def controlled(tmp_path):
     postgres = ControlledPostgres(tmp_path / "pg")
     init_db(postgres.dsn)
-    seed(postgres.dsn, scale=DemoScale(days=35, chunks=2000))
+    seed(postgres.dsn, scale=DemoScale(days=35, chunks=2000), at=NOON)
     yield postgres
     postgres.close()
 
@@ -167,7 +169,7 @@ def test_lock_and_slow_query_are_cancelled_and_fail_only_their_table(controlled)
     execute(controlled.dsn, "CREATE VIEW citation_daily AS SELECT c.* FROM citation_daily_data c, pg_sleep(3)")
     config = exporter_config(controlled.dsn, statement_timeout=0.8, lock_timeout=0.3)
     refresher = Refresher(Database(controlled.dsn, password=None, application_name=APP, connect_timeout=1,
-                                   statement_timeout=0.8, lock_timeout=0.3), config)
+                                   statement_timeout=0.8, lock_timeout=0.3), config, clock=NOON.timestamp)
     locker = psycopg2.connect(controlled.dsn)
     try:
         with locker.cursor() as cur:
@@ -178,7 +180,7 @@ def test_lock_and_slow_query_are_cancelled_and_fail_only_their_table(controlled)
     finally:
         locker.rollback()
         locker.close()
-    registry = build_registry(lambda: refresher.snapshot)
+    registry = build_registry(lambda: refresher.snapshot, clock=NOON.timestamp)
     assert registry.get_sample_value("rag_exporter_table_up", {"table": "citation_daily"}) == 0
     assert registry.get_sample_value("rag_exporter_table_up", {"table": "feedback_daily"}) == 0
     assert registry.get_sample_value("rag_exporter_table_up", {"table": "latency_metrics"}) == 1
@@ -264,26 +266,26 @@ def test_documented_role_has_select_on_the_seven_tables_only(dsn, pg_server):
 
 
 def test_dirty_data_never_breaks_a_refresh_or_the_exposition(dsn, promtool):
-    execute(dsn, "INSERT INTO feedback_tags_daily SELECT %s, 'tag-' || g, g %% 7, g %% 3, now() "
-                 "FROM generate_series(1, 100000) g", (TODAY,))
+    execute(dsn, "INSERT INTO feedback_tags_daily SELECT %s, 'tag-' || g, g %% 7, g %% 3, %s "
+                 "FROM generate_series(1, 100000) g", (TODAY, NOON))
     ugly = ["", " ", "x" * 10_000, "ctrl\x01\x02\x1f", "new\nline", 'q"uote\\', "🙂" * 200]
     for i, name in enumerate(ugly):
-        execute(dsn, "INSERT INTO latency_metrics VALUES (%s, %s, %s, 0, %s, NULL, NULL, NULL, %s, now())",
-                (TODAY, name, 10 + i, 100.0, 200.0))
+        execute(dsn, "INSERT INTO latency_metrics VALUES (%s, %s, %s, 0, %s, NULL, NULL, NULL, %s, %s)",
+                (TODAY, name, 10 + i, 100.0, 200.0, NOON))
     execute(dsn, "INSERT INTO latency_metrics VALUES "
-                 "(%s, 'nan', 10, 0, 'NaN', 1, 1, 1, 1, now()), (%s, 'inf', 10, 0, 'Infinity', 1, 1, 1, 1, now()), "
-                 "(%s, 'neg', -10, 0, 5, 1, 1, 1, 1, now()), "
-                 "(%s, 'huge', 9223372036854775807, 0, 1e300, 1, 1, 1, 1, now())",
-            (TODAY,) * 4)
-    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'm', 1, 1, 1, 2, 'NaN', now()), "
-                 "(%s, 'ok', 1, 1, 1, 2, 0.5, now()), (%s, 'future', 1, 1, 1, 2, 0.5, now())",
-            (TODAY, TODAY, date(2999, 1, 1)))
+                 "(%s, 'nan', 10, 0, 'NaN', 1, 1, 1, 1, %s), (%s, 'inf', 10, 0, 'Infinity', 1, 1, 1, 1, %s), "
+                 "(%s, 'neg', -10, 0, 5, 1, 1, 1, 1, %s), "
+                 "(%s, 'huge', 9223372036854775807, 0, 1e300, 1, 1, 1, 1, %s)",
+            (TODAY, NOON) * 4)
+    execute(dsn, "INSERT INTO token_usage_daily VALUES (%s, 'm', 1, 1, 1, 2, 'NaN', %s), "
+                 "(%s, 'ok', 1, 1, 1, 2, 0.5, %s), (%s, 'future', 1, 1, 1, 2, 0.5, %s)",
+            (TODAY, NOON, TODAY, NOON, date(2999, 1, 1), NOON))
     execute(dsn, "INSERT INTO chunk_retrieval_stats (chunk_id, document_id, retrieval_count, citation_count,"
                  " avg_relevance) VALUES ('a', 'd', 5, 1, 'NaN'), ('b', 'd', 5, 1, '-Infinity'),"
                  " ('c', 'd', -1, 0, 0.5),"
                  " (repeat('z', 10000), repeat('y', 10000), 50, 5, 0.9)")
     config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0)
-    running = start_exporter(config, password=None)
+    running = start_exporter(config, password=None, clock=NOON.timestamp)
     try:
         wait_for("a refresh", lambda: running.refresher.snapshot.health.refreshes >= 1, 30)
         with urllib.request.urlopen(f"http://127.0.0.1:{running.port}/metrics", timeout=10) as response:
@@ -313,7 +315,7 @@ def test_dirty_data_never_breaks_a_refresh_or_the_exposition(dsn, promtool):
 def test_chunk_data_survives_a_short_outage_between_its_reads(controlled):
     """Stopping PostgreSQL for one refresh must not withhold the chunk series until the next chunk read:
     the refreshes after the restart reach the database, and that re-confirms the last chunk read."""
-    clock = [time.time()]
+    clock = [NOON.timestamp()]
     config = exporter_config(controlled.dsn, refresh_interval=15.0, chunk_refresh_interval=600.0, max_data_age=60.0)
     refresher = Refresher(Database(controlled.dsn, password=None, application_name=APP, connect_timeout=1,
                                    statement_timeout=5, lock_timeout=1), config, clock=lambda: clock[0])

@@ -122,3 +122,15 @@ def test_every_seeded_anomaly_scores_at_least_the_stated_z_on_every_weekday_in_e
                                   min_relative_spread=SCORING.min_relative_spread, baseline=mode)
                 assert score is not None and score.zscore is not None, (name, mode)
                 assert score.zscore >= ANOMALY_Z, f"seed {seed}: {name} scored {score.zscore:.2f} in {mode}"
+
+
+# Seeded just after midnight, yesterday's rows were stamped 00:10 (ahead of the seed, past the exporter's
+# 5-minute tolerance for a future updated_at until 00:05) and today's 2 minutes before the seed (on yesterday,
+# until 00:02, so check-db said today's rows were "not written today").
+@pytest.mark.parametrize("clock", ["00:00:00", "00:01:00", "00:04:59", "00:10:00", "15:09:26", "23:59:59"])
+def test_no_row_is_written_before_its_day_or_after_the_seed(clock: str) -> None:
+    at = datetime.fromisoformat(f"2026-03-14T{clock}+00:00")
+    for table, rows in generate(DemoScale(days=9), 42, at, anomalies=True).items():
+        for row in rows:
+            day, updated = row[0], row[COPY_COLUMNS[table].index("updated_at")]
+            assert datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) <= updated <= at, (table, row)

@@ -7,18 +7,20 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import execute
+from conftest import NOON, execute
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.seed import DemoScale, seed
 from rag_analytics_exporter.validate import clean_label
 
-TODAY = datetime.now(timezone.utc).date()
+# The exporters here refresh and answer scrapes at NOON, and the rows are dated from it: with the wall clock a
+# midnight between the insert and the refresh would leave today's families out.
+TODAY = NOON.date()
 
 
 def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None):
@@ -33,7 +35,7 @@ def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None):
 @pytest.fixture
 def exporter(dsn):
     config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0, refresh_interval=30)
-    running = start_exporter(config, password=None)
+    running = start_exporter(config, password=None, clock=NOON.timestamp)
     deadline = time.monotonic() + 10
     while running.refresher.snapshot.health.refreshes == 0:
         assert time.monotonic() < deadline, "first refresh did not finish"
@@ -78,9 +80,9 @@ def test_gzip_body_is_the_same_exposition(exporter):
 
 
 def test_demo_metrics_pass_promtool_lint(dsn, promtool):
-    seed(dsn, scale=DemoScale(days=60, chunks=3000))
+    seed(dsn, scale=DemoScale(days=60, chunks=3000), at=NOON)
     config = Config(dsn=dsn, listen_host="127.0.0.1", listen_port=0)
-    running = start_exporter(config, password=None)
+    running = start_exporter(config, password=None, clock=NOON.timestamp)
     try:
         deadline = time.monotonic() + 10
         while not running.refresher.snapshot.health.up:
@@ -104,7 +106,7 @@ UGLY = ['say "hi"', "back\\slash", "new\nline", "tab\tand\rcarriage", "emoji ðŸ™
 
 def test_ugly_label_values_survive_to_a_parseable_exposition(dsn, exporter, promtool):
     for i, tag in enumerate(UGLY):
-        execute(dsn, "INSERT INTO feedback_tags_daily VALUES (%s, %s, %s, 1, now())", (TODAY, tag, i + 1))
+        execute(dsn, "INSERT INTO feedback_tags_daily VALUES (%s, %s, %s, 1, %s)", (TODAY, tag, i + 1, NOON))
     exporter.refresher.refresh()
     _, _, body = fetch(url(exporter, "/metrics"))
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
@@ -136,8 +138,8 @@ def test_metrics_answer_from_memory_while_the_database_is_locked(dsn, exporter):
 
 
 def test_stale_data_is_withheld_and_health_stays(dsn):
-    execute(dsn, "INSERT INTO feedback_daily VALUES (%s, 8, 2, now())", (TODAY,))
-    clock = [datetime.now(timezone.utc).timestamp()]
+    execute(dsn, "INSERT INTO feedback_daily VALUES (%s, 8, 2, %s)", (TODAY, NOON))
+    clock = [NOON.timestamp()]
     from rag_analytics_exporter.collectors import build_registry
     from rag_analytics_exporter.db import Database
     from rag_analytics_exporter.refresh import Refresher

@@ -92,14 +92,18 @@ class Running:
         return True
 
 
-def start_exporter(config: Config, password: str | None, web: WebConfig | None = None) -> Running:
-    """Start the refresh schedule and the HTTP server; returns once both run."""
+def start_exporter(config: Config, password: str | None, web: WebConfig | None = None,
+                   clock: Callable[[], float] = time.time) -> Running:
+    """Start the refresh schedule and the HTTP server; returns once both run.
+
+    clock: Unix seconds, the time the refreshes and the scrapes take today's UTC date and the data's age from
+    (an embedding program, or a test, that serves rows as of another moment than the wall clock's)."""
     database = Database(config.dsn, password=password, application_name=config.application_name,
                         connect_timeout=config.connect_timeout, statement_timeout=config.statement_timeout,
                         lock_timeout=config.lock_timeout)
-    refresher = Refresher(database, config)
+    refresher = Refresher(database, config, clock=clock)
     stats = HttpStats()
-    exposition = Exposition(lambda: refresher.snapshot, live=[stats])
+    exposition = Exposition(lambda: refresher.snapshot, clock=clock, live=[stats])
     refresher.on_publish(exposition.warm)
     server = metrics_server((config.listen_host, config.listen_port), exposition, web, config.max_requests, stats,
                             connection_limit(config.max_connections, raise_fd_limit()))

@@ -135,14 +135,18 @@ def _labels(scale: DemoScale) -> _Labels:
 def _days(count: int, at: datetime, anomalies: bool, anomalies_today: bool) -> list[_Day]:
     """The days to generate, oldest first; today is partial and was written two minutes before `at`."""
     today = at.astimezone(timezone.utc).date()
-    elapsed = (at - datetime.combine(today, time(), tzinfo=timezone.utc)).total_seconds() / 86400
+    midnight = datetime.combine(today, time(), tzinfo=timezone.utc)
+    elapsed = (at - midnight).total_seconds() / 86400
     # Never less than a tenth of a day, so a demo started just after midnight still has volume.
     today_fraction = max(elapsed, 0.1)
-    # A whole day's rows were written by the ETL's run ten minutes after it ended.
+    # A whole day's rows were written by the ETL's run ten minutes after it ended, and today's two minutes
+    # before `at`; just after midnight, neither in the future nor before its own day (the exporter takes an
+    # updated_at ahead of its clock for a wrong one, and check-db says a table is not written today).
     days = [_Day(day, 1.0, anomalies and offset == 1,
-                 datetime.combine(day + timedelta(days=1), time(0, 10), tzinfo=timezone.utc))
+                 min(datetime.combine(day + timedelta(days=1), time(0, 10), tzinfo=timezone.utc), at))
             for offset in range(count - 1, 0, -1) for day in [today - timedelta(days=offset)]]
-    return [*days, _Day(today, today_fraction, anomalies and anomalies_today, at - timedelta(minutes=2))]
+    return [*days, _Day(today, today_fraction, anomalies and anomalies_today,
+                        max(at - timedelta(minutes=2), midnight))]
 
 
 _History = dict[str, dict[date, float]]
