@@ -12,7 +12,7 @@ token series' 7 %, each clean and with the evaluation's anomalies left in (16 a 
 tell 0.5 from 0.7 (a count of 15 has a 95 % interval of 8-25); this has 100 a case. The interval
 printed is the exact Poisson one (scipy.stats.chi2) of the count. Rates are per year of usual days
 (bench/anomaly_eval.py's per series-year, about 4 % more days where anomalies are left in).
---outlier-z sets anomaly.OUTLIER_Z, which both the screen and the cut use. It prints figures, fails on nothing.
+--outlier-z sets robust.OUTLIER_Z, which both the screen and the cut use. It prints figures, fails on nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anomaly_eval import CRITICAL, PER_SIZE_AND_KIND, SIZES, THRESHOLD  # the evaluation's case, beside this file
 
-from rag_analytics_exporter import anomaly
+from rag_analytics_exporter import anomaly, robust
 from rag_analytics_exporter.config import Config
 
 CONFIG = Config()  # the defaults, as the evaluation scores with
@@ -40,7 +40,7 @@ ANOMALIES_PER_YEAR = len(SIZES) * 2 * PER_SIZE_AND_KIND  # weekday and weekend d
 def one_series(job: tuple[float, bool, int, float]) -> tuple[int, int, int, int]:
     """Warnings, criticals, scored days and days left out of the baselines, over one series-year."""
     noise, contaminated, seed, outlier_z = job
-    anomaly.OUTLIER_Z = outlier_z
+    robust.OUTLIER_Z = outlier_z
     rng = np.random.default_rng(seed)
     days = [date(2025, 1, 6) + timedelta(days=k) for k in range(365 + CONFIG.lookback_days)]
     values = {d: (0.95 if d.weekday() >= 5 else 1.0) * (1 + rng.normal(0, noise)) for d in days}
@@ -73,10 +73,10 @@ def poisson_interval(count: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", type=int, default=100, help="series-years per case")
-    parser.add_argument("--outlier-z", type=float, default=anomaly.OUTLIER_Z)
+    parser.add_argument("--outlier-z", type=float, default=robust.OUTLIER_Z)
     args = parser.parse_args()
     print(f"robust, cut at {args.outlier_z} sigmas, {args.series} series-years a case; design: "
-          f"{anomaly.FALSE_WARNINGS_PER_YEAR} warnings a series-year\n")
+          f"{robust.FALSE_WARNINGS_PER_YEAR} warnings a series-year\n")
     print("| noise | anomalies in the data | warnings a series-year (95 % interval) | criticals "
           "| days left out a window |")
     print("|---:|---|---:|---:|---:|")

@@ -228,7 +228,7 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
     level, level_loo = adjusted - slope * age, adjusted_loo - slope * age
     center, sigma = float(np.median(level)), float(stats.median_abs_deviation(level_loo, scale="normal"))
     kept = np.ones(len(days), dtype=bool)
-    kept_sd = _kept_sd()
+    kept_sd = _kept_sd(OUTLIER_Z)
     # Under MIN_DAYS_FOR_OUTLIERS days a MAD is too rough to pick outliers by (from 8 days it is
     # often half of sigma): every day is kept.
     rounds = 2 if len(days) >= MIN_DAYS_FOR_OUTLIERS else 0
@@ -258,9 +258,9 @@ def robust_score(value: float, day: date, window: Mapping[date, float], *, min_d
 
 
 @cache
-def _kept_sd() -> float:
-    """The sd of a normal sample cut at +-OUTLIER_Z sigmas, over sigma: gives back sigma from the days kept."""
-    return float(np.sqrt(stats.truncnorm.var(-OUTLIER_Z, OUTLIER_Z)))
+def _kept_sd(cut: float) -> float:
+    """The sd of a normal sample cut at +-cut sigmas, over sigma: gives back sigma from the days kept."""
+    return float(np.sqrt(stats.truncnorm.var(-cut, cut)))
 
 
 @cache

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..anomaly import Score
+from ..score import Score
 from ..snapshot import LATENCY, USAGE, Snapshot, View, midnight_utc
 from ._help import source
 
