@@ -7,7 +7,8 @@ A fresh database on an embedded PostgreSQL gets `days` days of latency_metrics (
 token_usage_daily (`series` models): log-normal day-to-day noise, a weekly rhythm and one 2x day a month per
 series. Then the command runs under /usr/bin/time -v, every mode over every day, in --jobs processes (default:
 the command's own, one per CPU). Prints a Markdown table row: wall time, and CPU time (user + system, its worker
-processes included), which a loaded machine inflates less.
+processes included), which a loaded machine inflates less; peak RSS is the largest single process's (GNU time),
+so with N jobs the command holds up to about N + 1 times it.
 A benchmark: it prints figures and fails on nothing.
 """
 

@@ -38,8 +38,16 @@ def in_order(function: Callable[[T], R], items: Iterable[T], jobs: int) -> Itera
 
 
 def default_jobs() -> int:
-    """The CPUs this process may run on (its affinity, as a container's cpuset sets it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The CPUs this process may use: its affinity and its container's CPU quota (loky.cpu_count)."""
+    from loky import cpu_count  # 50 ms, for the backtest only
+
+    return int(cpu_count())
+
+
+# What the BLAS libraries read when they load: a worker started by spawn or forkserver (macOS, Python 3.14)
+# loads numpy after its initializer, and scipy loads a BLAS of its own on its first import.
+_ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                                      "OMP_NUM_THREADS")}
 
 
 def _worker() -> None:
@@ -47,4 +55,6 @@ def _worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One BLAS thread per process: BLAS starts one per core, and its idle threads spin on the cores the
     # other workers need (two workers were no faster than one). Small matrices gain nothing from more.
+    # The environment for the libraries still to load, threadpoolctl for those a fork brought loaded.
+    os.environ.update(_ONE_THREAD)
     threadpool_limits(1, user_api="blas")
