@@ -63,12 +63,14 @@ def test_file_format(seeded, tmp_path):
         assert int(stamp) % 3600 == 60, "one minute past the hour, never on midnight"
 
 
-@pytest.mark.parametrize("baseline", BASELINES)
-def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path, baseline):
+# Every baseline mode; and an SLO period longer than the lookback, where a refresh reads the period's days.
+@pytest.mark.parametrize("settings", [{"baseline": b} for b in BASELINES] + [{"lookback_days": 10,
+                                                                              "slo_period_days": 40}])
+def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path, settings):
     """Today's backfilled samples carry exactly what /metrics serves today, in every anomaly baseline mode."""
     at = min(NOW + timedelta(hours=4), datetime.combine(TODAY, time(23, 59, 59), tzinfo=timezone.utc))
     output = tmp_path / "history.om"
-    config = Config(dsn=seeded, baseline=baseline)
+    config = Config(dsn=seeded, **settings)
     backfill(seeded, None, config, TODAY - timedelta(days=2), output, at=at, target=TARGET)
     backfilled = {}
     for family in text_string_to_metric_families(output.read_text()):
@@ -89,6 +91,8 @@ def test_backfilled_day_equals_the_live_scrape(seeded, tmp_path, baseline):
     assert backfilled.keys() == live.keys()
     for key, value in live.items():
         assert backfilled[key] == pytest.approx(value, rel=1e-12), key
+    if "lookback_days" in settings:
+        return
     # The demo's seeded anomalies are built to seed.ANOMALY_Z in every mode, whichever weekday yesterday was.
     assert live[("rag_component_latency_zscore", (("component", "llm"),))] > 6
     assert live[("rag_model_tokens_zscore", (("model", "gpt-4o"),))] > 6

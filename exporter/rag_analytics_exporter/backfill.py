@@ -76,7 +76,7 @@ def backfill(dsn: str, password: str | None, config: Config, since: date, output
 def _days(conn: psycopg2.extensions.connection, config: Config, since: date, today: date,
           tables: tuple[str, ...]) -> Iterator[tuple[date, dict[str, Section]]]:
     """For each day, the sections a refresh on that day would have built (a sliding window of rows)."""
-    window_days = config.lookback_days + 1
+    window_days = config.days_read  # what a refresh reads: the top-N and the SLO period's sums depend on it
     first = since - timedelta(days=window_days)
     streams = {table: _peekable(stream_days(conn, table, first, today)) for table in tables}
     windows: dict[str, deque[tuple[date, list[tuple]]]] = {table: deque() for table in tables}

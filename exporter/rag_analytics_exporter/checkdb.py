@@ -212,7 +212,7 @@ def check(config: Config, password: str | None, pause: float = 3.0, clock: Calla
         conn.close()
     database = Database(config.dsn, password=password, application_name=name, connect_timeout=config.connect_timeout,
                         statement_timeout=config.statement_timeout, lock_timeout=config.lock_timeout)
-    since = date.fromordinal(today.toordinal() - max(config.lookback_days + 1, config.slo_period_days - 1))
+    since = date.fromordinal(today.toordinal() - config.days_read)
 
     def read() -> DatabaseRead:
         return database.read(today, since, with_chunks=True, top_chunks=config.top_chunks,
