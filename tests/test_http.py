@@ -342,7 +342,8 @@ def test_at_max_connections_the_oldest_connection_without_a_request_makes_room()
 
 
 # A SIGHUP that turns TLS off lands between the accept of a TLS connection and the start of its
-# handshake: the handshake goes on with the context the connection was accepted under.
+# handshake: the handshake goes on with the context the connection was accepted under. One that rotates the
+# certificate: the new one serves it.
 def test_a_reload_between_accept_and_handshake_keeps_the_accepted_tls_context():
     server = HttpServer(("127.0.0.1", 0), lambda *_: error(404), tls=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     client = socket.create_connection(server.server_address, timeout=5)
@@ -362,3 +363,30 @@ def test_a_reload_between_accept_and_handshake_keeps_the_accepted_tls_context():
     finally:
         server.socket.close()
         server.loop.close()
+
+
+def test_a_certificate_reloaded_between_accept_and_handshake_serves_the_handshake(monkeypatch):
+    old, new = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server = HttpServer(("127.0.0.1", 0), lambda *_: error(404), tls=old)
+    handshakes: list[ssl.SSLContext | None] = []
+
+    async def record(factory, sock, **options):
+        handshakes.append(options["ssl"])
+        sock.close()
+
+    monkeypatch.setattr(server.loop, "connect_accepted_socket", record)
+    client = socket.create_connection(server.server_address, timeout=5)
+
+    async def accept_then_rotate() -> None:
+        assert server._accept_one()
+        server.reconfigure(tls=new, headers={}, authorize=None)
+        await asyncio.wait(list(server._handshakes), timeout=5)
+
+    try:
+        server.loop.run_until_complete(accept_then_rotate())
+        assert handshakes == [new]
+    finally:
+        client.close()
+        server.socket.close()
+        server.loop.close()
+

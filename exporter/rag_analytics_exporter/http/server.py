@@ -236,8 +236,6 @@ class HttpServer:
         if self._tls is None:
             PlainTransport(self.loop, connection, Connection(self, self._headers, None))
             return True
-        # The context of now: a reload may run before the task starts, and the connection is retired
-        # on opening if it changed (see opened).
         task = self.loop.create_task(self._connect(connection, self._tls))
         self._handshakes.add(task)
         task.add_done_callback(self._handshake_done)
@@ -264,7 +262,10 @@ class HttpServer:
     def _count(self) -> None:
         self.stats.open_connections = len(self._connections) + len(self._handshakes)
 
-    async def _connect(self, connection: socket.socket, tls: ssl.SSLContext) -> None:
+    async def _connect(self, connection: socket.socket, accepted: ssl.SSLContext) -> None:
+        # A reload may have run since the accept: a new certificate serves the handshake; TLS turned off cannot
+        # (the client says hello in TLS), so the accepted context does and opened() retires the connection.
+        tls = self._tls or accepted
         try:
             await self.loop.connect_accepted_socket(lambda: Connection(self, self._headers, tls), connection,
                                                     ssl=tls, ssl_handshake_timeout=CLIENT_TIMEOUT_SECONDS)
