@@ -121,6 +121,8 @@ def run_demo(args: argparse.Namespace) -> int:
             if name == "prometheus":
                 url = prometheus_page(url, "alerts")
             print(f"  {name + ':':13} {url}", flush=True)
+        # For the commands a user tries next on this data: check-db, backtest (docs/metrics.md, docs/tables.md).
+        print(f"  {'database:':13} {dsn}\n  {'':13} e.g. rag-analytics-exporter backtest --dsn '{dsn}'", flush=True)
         if args.incident != "none":
             scraped = (lambda: _scraping(args.prometheus_port)) if processes else (lambda: True)
             threading.Thread(target=schedule_incident, daemon=True, name="incident",
