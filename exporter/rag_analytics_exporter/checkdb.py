@@ -125,7 +125,9 @@ def _daily(report: TableReport, table: Table, read: TableRead, today: date, now:
         report.add(ERROR, "every row of today is rejected: the table's panels are empty")
     if read.updated_at is not None:
         age = now - read.updated_at.timestamp()
-        report.serves.append(f"last written {age / 60:.0f} min ago ({read.updated_at.isoformat(timespec='seconds')})")
+        # A write a few seconds ahead of this clock (the ETL's, or the database's) is "just now", not "-0 min ago".
+        report.serves.append(f"last written {max(age, 0.0) / 60:.0f} min ago "
+                             f"({read.updated_at.isoformat(timespec='seconds')})")
         if read.updated_at.date() < today:
             report.add(WARNING, "not written today: RagAnalyticsDataStale fires once a table is hours old")
     if table is LATENCY_METRICS:
