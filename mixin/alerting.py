@@ -22,14 +22,12 @@ def dashboard_url(uid: str, *variables: str, deployment: bool = True) -> str:
 
 
 def alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str, dashboard: str,
-          variables: tuple[str, ...] = (), deployment: bool = True, keep_firing_for: str = "",
-          **labels: str) -> dict[str, Any]:
+          variables: tuple[str, ...] = (), deployment: bool = True, **labels: str) -> dict[str, Any]:
     """One alerting rule with the mixin's labels and annotations (summary, description, runbook, dashboard);
     an empty duration fires at the first evaluation that matches. deployment=False: the expression's result
     carries no deployment labels (absent()), so the dashboard link names none (pint's alerts/template)."""
     return {
         "alert": name, "expr": expr, **({"for": duration} if duration else {}),
-        **({"keep_firing_for": keep_firing_for} if keep_firing_for else {}),
         "labels": {"severity": severity, **labels},
         "annotations": {"summary": summary, "description": WHERE + description,
                         "runbook_url": f"{CONFIG.runbook_url}#{name.lower()}",

@@ -139,10 +139,6 @@ class MixinConfig:
     for_page: str = ""
     for_ticket: str = "15m"
     for_traffic: str = "5m"
-    # ... and how long a page stays firing once its condition stops holding (keep_firing_for, Prometheus 2.42+):
-    # a ratio or a volume gate hovering at its bound would otherwise resolve and page again each evaluation
-    # (the demo's feedback page at night: 36 to 53 events around its gate of 50).
-    keep_page_firing: str = "10m"
 
 
     @property

@@ -149,7 +149,7 @@ def _budget_alert(slo: QualitySlo, severity: str) -> dict[str, Any]:
         f"at least {CONFIG.quality_min_events} {slo.events} in the long window). At this rate the "
         f"{CONFIG.slo_period_days}-day budget (at most {percent(slo.budget)} of the {slo.events} {slo.bad}) is spent "
         f"in {CONFIG.slo_period_days / min(f for _, _, f in pairs):g} days or less.",
-        slo.dashboard, keep_firing_for=CONFIG.keep_page_firing if page else "", slo=slo.name)
+        slo.dashboard, slo=slo.name)
 
 
 def alerts() -> list[dict[str, Any]]:

@@ -249,7 +249,7 @@ def _budget_alert(severity: str) -> dict[str, Any]:
         f"requests in the long window): at this rate the {CONFIG.slo_period_days}-day budget "
         f"({percent(CONFIG.availability_objective)} of requests succeed) is spent in "
         f"{CONFIG.slo_period_days / min(f for _, _, f in _pairs(severity)):g} days or less.",
-        "rag-latency", ("component",), keep_firing_for=CONFIG.keep_page_firing if page else "", slo=SLO)
+        "rag-latency", ("component",), slo=SLO)
 
 
 def _latency_alert(severity: str) -> dict[str, Any]:
@@ -268,7 +268,7 @@ def _latency_alert(severity: str) -> dict[str, Any]:
         f"Mean latency of component {{{{ $labels.component }}}} over the last {_w(long)} was "
         f"{{{{ $value | humanizeDuration }}}}, more than {factor:g} times its 30-day baseline level (and so was the "
         f"last {_w(short)}, with at least {CONFIG.latency_min_requests} requests).",
-        "rag-latency", ("component",), keep_firing_for=CONFIG.keep_page_firing if severity == "critical" else "")
+        "rag-latency", ("component",))
 
 
 def slo_alerts() -> list[dict[str, Any]]:
@@ -303,8 +303,7 @@ def live_alerts() -> list[dict[str, Any]]:
               CONFIG.for_page, "critical", "Users are rating many answers negatively, now.",
               f"{{{{ $value | humanizePercentage }}}} of the user feedback in the last {_w(long)} was negative "
               f"(threshold {percent(ratio)} over {_w(long)} and {_w(short)}, with at least "
-              f"{CONFIG.feedback_min_events} feedback events).", "rag-feedback",
-              keep_firing_for=CONFIG.keep_page_firing),
+              f"{CONFIG.feedback_min_events} feedback events).", "rag-feedback"),
         alert("RagTrafficDrop",
               f"{traffic_ratio('1w')}{{{total}}} < {number(CONFIG.traffic_drop_ratio)}\nand\n"
               f"{traffic_increase()}{{{total}}} offset 1w >= {CONFIG.traffic_min_requests}\n"
