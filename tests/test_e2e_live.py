@@ -9,7 +9,6 @@ one notification, for that component's critical error-budget alert, and nothing 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 import pytest
 
@@ -18,7 +17,7 @@ from harness import WebhookSink
 from rag_analytics_exporter.app import start_exporter
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.demo import DEMO_FACTOR, REFRESH_INTERVAL, WRITE_INTERVAL, write_scaled_rules
-from rag_analytics_exporter.live import LiveWriter, SimulatedClock
+from rag_analytics_exporter.live import BUSY_AFTERNOON, LiveWriter
 from rag_analytics_exporter.seed import DemoScale, seed
 from stack import Alertmanager, Prometheus, wait_for
 
@@ -35,10 +34,9 @@ QUIET_AFTER_PAGE = 20.0
 # Before the incident the live windows fill with clean traffic: two writes hold the page's volume
 # gate (100 requests; a write brings about 200 by day), and nothing may page meanwhile.
 WARM_UP = 25.0
-# The traffic's shape (busy afternoons, quiet nights and weekends) follows the writer's simulated clock, which
-# starts at the real time: run at 03:00 UTC on a weekend, two writes brought 92 search requests, under the gate.
-# The traffic of a Wednesday afternoon instead, whenever the test runs; the rows keep the real UTC day.
-TRAFFIC_FROM = datetime(2026, 12, 9, 14, 0, tzinfo=timezone.utc)
+# The traffic's shape (busy afternoons, quiet nights and weekends) follows the writer's simulated clock: run at
+# 03:00 UTC on a weekend, two writes brought 92 search requests, under the gate. So the test (as the demo) runs
+# live.BUSY_AFTERNOON's traffic whenever it runs; the rows keep the real UTC day.
 # The live writer starts a new day's rows at 00:00 UTC, and the exporter serves it: the test must end on the day
 # it seeded. Measured 74 s at load 1 to 2.5 (85 s per run in docs/testing.md); the bound is the longest a passing
 # run may take: the stack's starts (2 x 30 s), the scrape (60), WARM_UP, PAGE_BOUND and QUIET_AFTER_PAGE, and a
@@ -58,8 +56,7 @@ def test_an_outage_in_live_data_pages_once(dsn, tmp_path):
     require_binary("prometheus-alertmanager")
     seed(dsn, scale=DemoScale(days=40, chunks=1000), anomalies=False, at=one_utc_day(LIVE_SECONDS))
     sink = WebhookSink("127.0.0.1", 0)
-    writer = LiveWriter(dsn, interval=WRITE_INTERVAL, compression=DEMO_FACTOR)
-    writer.clock = SimulatedClock(DEMO_FACTOR, writer.clock.real_start, TRAFFIC_FROM.timestamp())
+    writer = LiveWriter(dsn, interval=WRITE_INTERVAL, compression=DEMO_FACTOR, traffic_from=BUSY_AFTERNOON)
     started: list = []
     try:
         writer.start()

@@ -24,7 +24,7 @@ from .app import start_exporter, wait_for_signal
 from .backfill import backfill
 from .config import Config
 from .db import init_db
-from .live import LiveWriter
+from .live import BUSY_AFTERNOON, LiveWriter
 from .notifications import NotificationPrinter, print_notification, serve_notifications
 from .seed import DemoScale, seed
 from .timescale import format_duration, parse_duration
@@ -101,7 +101,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print("    " + ", ".join(f"{table} {count}" for table, count in counts.items()), flush=True)
     printer = NotificationPrinter()
     writer = LiveWriter(dsn, interval=WRITE_INTERVAL, compression=DEMO_FACTOR, say=lambda text: print(
-        f"    {text}", flush=True))
+        f"    {text}", flush=True), traffic_from=BUSY_AFTERNOON)
     _step(f"writing today's rows every {WRITE_INTERVAL:g}s as a live ETL would, {DEMO_FACTOR:g}x as fast as real "
           f"time ({format_duration(timedelta(seconds=WRITE_INTERVAL * DEMO_FACTOR))} of traffic per write)")
     writer.start()
