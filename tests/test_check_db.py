@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from conftest import NOON, execute, one_utc_day
-from rag_analytics_exporter.checkdb import ERROR, WARNING, check, exit_code, render
+from rag_analytics_exporter.checkdb import ERROR, WARNING, check, exit_code, render, written_ago
 from rag_analytics_exporter.config import Config
 from rag_analytics_exporter.db import DatabaseUnavailable
 from rag_analytics_exporter.seed import DemoScale, seed
@@ -171,3 +171,11 @@ def test_a_negative_pause_is_a_usage_error(tmp_path):
     result = run("check-db", "--dsn", f"host={tmp_path} dbname=x", "--pause", "-1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["check-db: --pause -1 must be 0 or more seconds"]
+
+
+@pytest.mark.unit
+def test_the_age_of_a_write_says_when_a_clock_is_off():
+    assert written_ago(600) == "10 min ago"
+    assert written_ago(-5) == "0 min ago"  # seconds ahead: the clocks' usual disagreement, not "-0 min ago"
+    assert written_ago(-600) == "10 min in the future (a clock is off: see RagAnalyticsDatabaseClockSkew)"
+

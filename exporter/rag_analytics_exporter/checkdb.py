@@ -125,9 +125,7 @@ def _daily(report: TableReport, table: Table, read: TableRead, today: date, now:
         report.add(ERROR, "every row of today is rejected: the table's panels are empty")
     if read.updated_at is not None:
         age = now - read.updated_at.timestamp()
-        # A write a few seconds ahead of this clock (the ETL's, or the database's) is "just now", not "-0 min ago".
-        report.serves.append(f"last written {max(age, 0.0) / 60:.0f} min ago "
-                             f"({read.updated_at.isoformat(timespec='seconds')})")
+        report.serves.append(f"last written {written_ago(age)} ({read.updated_at.isoformat(timespec='seconds')})")
         if read.updated_at.date() < today:
             report.add(WARNING, "not written today: RagAnalyticsDataStale fires once a table is hours old")
     if table is LATENCY_METRICS:
@@ -309,3 +307,11 @@ def render(reports: list[TableReport]) -> str:
 def exit_code(reports: list[TableReport]) -> int:
     """1 when a finding would empty a panel or silence an alert, else 0."""
     return 1 if any(level == ERROR for r in reports for level, _ in r.findings) else 0
+
+
+def written_ago(age: float) -> str:
+    """How long ago a table was written, from its newest updated_at's age in seconds. A write seconds ahead of
+    this clock is "just now"; minutes ahead is a clock that is off (the ETL's or the database's), said so."""
+    if age > -60:
+        return f"{max(age, 0.0) / 60:.0f} min ago"
+    return f"{-age / 60:.0f} min in the future (a clock is off: see RagAnalyticsDatabaseClockSkew)"
