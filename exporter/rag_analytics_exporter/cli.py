@@ -56,18 +56,17 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day as YYYY-MM-DD") from None
 
 
-def _count(text: str) -> int:
-    """A whole number, at least 1 (argparse type)."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
+def _at_least_one(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of `what`, at least 1."""
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} of at least 1")
+        return int(text)
+    return parse
 
 
-def _days(text: str) -> int:
-    """A number of days, at least 1 (argparse type)."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days of at least 1")
-    return int(text)
+_count = _at_least_one("a whole number")
+_days = _at_least_one("a number of days")
 
 
 def _moment(text: str) -> str:
